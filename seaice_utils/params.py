@@ -1,0 +1,222 @@
+"""Run parameters: YAML profiles under ``params/``, validated on load.
+
+A profile is a mapping of sections (``global`` shared by all notebooks, then one group per stage).
+Every key is declared in :data:`SCHEMA` with its type, allowed values and default; a profile only
+needs to state what differs from the defaults. An unknown key, a value of the wrong type or an
+impossible value raises :class:`~seaice_utils.errors.ParamsError` naming the key, e.g.
+``filter.median_kernel: must be an odd integer >= 3 (got 154)``.
+
+>>> p = load_params_dict({"filter": {"median_kernel": 31}})
+>>> p["filter"]["median_kernel"], p["filter"]["dilation"]
+(31, 7)
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ParamsError
+
+__all__ = ["SCHEMA", "Key", "load_params", "load_params_dict", "defaults", "dump_params",
+           "filter_params", "thresholds", "params_path", "PROFILE_DIR"]
+
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "params"
+
+
+@dataclass(frozen=True)
+class Key:
+    """Declaration of one parameter: type(s), default, a check and what it means."""
+
+    types: tuple
+    default: Any
+    check: Callable[[Any], bool] | None = None
+    rule: str = ""
+    doc: str = ""
+
+
+def _int(lo=None, hi=None, odd=False):
+    def check(v):
+        return (lo is None or v >= lo) and (hi is None or v <= hi) and (not odd or v % 2 == 1)
+    rule = "an integer" + (" >= %d" % lo if lo is not None and hi is None else "") + \
+        (" in %d..%d" % (lo, hi) if lo is not None and hi is not None else "") + (", odd" if odd else "")
+    return check, rule
+
+
+def _frac(lo=0.0, hi=1.0, hi_open=False):
+    return (lambda v: lo <= v < hi if hi_open else lo <= v <= hi,
+            f"a number in [{lo}, {hi}{')' if hi_open else ']'}")
+
+
+def _choice(*opts):
+    return (lambda v: v in opts), "one of " + ", ".join(repr(o) for o in opts)
+
+
+def _hsv_range(v):
+    if not isinstance(v, dict) or set(v) != {"lower", "upper"}:
+        return False
+    for b in (v["lower"], v["upper"]):
+        if not (isinstance(b, list) and len(b) == 3 and all(isinstance(x, int) and not
+                                                             isinstance(x, bool) for x in b)):
+            return False
+    lo, hi = v["lower"], v["upper"]
+    return all(0 <= lo[i] <= hi[i] for i in range(3)) and hi[1] <= 255 and hi[2] <= 255 and hi[0] <= 255
+
+
+def _int_list(lo=1):
+    return (lambda v: isinstance(v, list) and len(v) > 0 and
+            all(isinstance(x, int) and not isinstance(x, bool) and x >= lo for x in v),
+            f"a non-empty list of integers >= {lo}")
+
+
+def _k(types, default, checkrule=None, doc=""):
+    check, rule = checkrule if checkrule else (None, "")
+    return Key(types if isinstance(types, tuple) else (types,), default, check, rule, doc)
+
+
+_HSV_RULE = (_hsv_range, "{lower: [H, S, V], upper: [H, S, V]} with 0 <= lower <= upper, S, V <= 255")
+
+#: Every section and key a profile may hold.
+SCHEMA: dict[str, dict[str, Key]] = {
+    "global": {
+        "profile": _k(str, "custom", doc="name of the profile, recorded in the manifest"),
+        "seed": _k(int, 0, _int(0), "master random seed"),
+        "tile_size": _k(int, 256, (lambda v: v >= 32 and v % 32 == 0, "an integer >= 32, multiple of 32"),
+                        "tile side in pixels"),
+        "progress": _k(bool, True, doc="show progress bars"),
+    },
+    "data": {
+        "source": _k(str, "synthetic", _choice("synthetic", "folder", "earthengine", "stac"),
+                     "where scenes come from; synthetic is the embedded default dataset"),
+        "folder": _k((str, type(None)), None, doc="folder of scenes when source is 'folder'"),
+        "bands": _k((list, type(None)), None, (lambda v: v is None or (len(v) == 3 and all(
+            isinstance(x, int) and x >= 1 for x in v)), "three 1-based band numbers"),
+            "file bands holding red, green, blue (default 1, 2, 3)"),
+        "n_scenes": _k(int, 4, _int(1), "synthetic scenes to generate"),
+        "scene_size": _k(int, 2048, _int(64), "side of synthetic scenes in pixels"),
+        "cloudy_fraction": _k((int, float), 0.5, _frac(), "share of synthetic scenes with haze/shadow"),
+        "cloud_cover": _k((int, float), 0.3, _frac(0.0, 0.9), "haze cover of a cloudy scene"),
+        "shadow_cover": _k((int, float), 0.1, _frac(0.0, 0.9), "cloud-shadow cover of a cloudy scene"),
+        "nodata_wedge_fraction": _k((int, float), 0.25, _frac(),
+                                    "share of synthetic scenes with a no-data wedge"),
+    },
+    "filter": {
+        "water_v_max": _k(int, 30, _int(0, 255), "step 1: V <= this is water"),
+        "dilation": _k(int, 7, _int(1), "step 4: dilation kernel side"),
+        "median_kernel": _k(int, 155, _int(3, None, odd=True), "step 5: median blur aperture"),
+        "truncation": _k(int, 235, _int(0, 255), "step 9: truncation level"),
+        "thick_threshold": _k(int, 205, _int(0, 255), "step 11: thick ice at or above"),
+        "apply_to": _k(str, "scene", _choice("scene", "tile"), "whole scene (default) or per tile"),
+    },
+    "autolabel": {
+        "thick": _k(dict, {"lower": [0, 0, 205], "upper": [185, 255, 255]}, _HSV_RULE),
+        "thin": _k(dict, {"lower": [0, 0, 31], "upper": [185, 255, 204]}, _HSV_RULE),
+        "water": _k(dict, {"lower": [0, 0, 0], "upper": [185, 255, 30]}, _HSV_RULE),
+    },
+    "tuning": {
+        "scenes": _k(int, 2, _int(1), "scenes shown in notebook 02's panels"),
+        "preview_size": _k(int, 512, _int(64), "side of the preview crops in pixels"),
+        "write_params": _k((str, type(None)), None,
+                           doc="path of a params file to write the tuned thresholds to (None: don't)"),
+    },
+}
+
+
+def defaults() -> dict[str, dict[str, Any]]:
+    """A complete profile holding every default."""
+    return {s: {k: copy.deepcopy(key.default) for k, key in keys.items()} for s, keys in SCHEMA.items()}
+
+
+def _type_name(types: tuple) -> str:
+    names = {int: "integer", float: "number", str: "string", bool: "boolean", list: "list",
+             dict: "mapping", type(None): "null"}
+    return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+def _check_value(section: str, name: str, key: Key, value: Any) -> Any:
+    where = f"{section}.{name}"
+    ok_type = isinstance(value, key.types) and not (isinstance(value, bool) and bool not in key.types)
+    if not ok_type:
+        raise ParamsError(f"{where}: must be {_type_name(key.types)} (got {value!r})")
+    if key.check is not None and value is not None and not key.check(value):
+        raise ParamsError(f"{where}: must be {key.rule} (got {value!r})")
+    return value
+
+
+def load_params_dict(raw: dict | None, *, source: str = "<dict>") -> dict[str, dict[str, Any]]:
+    """Validate a profile given as a dict and merge it over the defaults."""
+    out = defaults()
+    if raw is None:
+        return out
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: a params file must be a mapping of sections (got "
+                          f"{type(raw).__name__})")
+    for section, values in raw.items():
+        if section not in SCHEMA:
+            raise ParamsError(f"{section}: unknown section in {source} (known: "
+                              f"{', '.join(SCHEMA)})")
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ParamsError(f"{section}: must be a mapping of keys (got {values!r})")
+        for name, value in values.items():
+            if name not in SCHEMA[section]:
+                raise ParamsError(f"{section}.{name}: unknown key in {source} (known in {section}: "
+                                  f"{', '.join(SCHEMA[section])})")
+            out[section][name] = _check_value(section, name, SCHEMA[section][name], value)
+    t = thresholds(out)  # cross-key checks raise InputError -> ParamsError
+    del t
+    return out
+
+
+def params_path(path: str | os.PathLike) -> Path:
+    """The file a profile argument names: a path, or a bare name (``quick``) in ``params/``."""
+    p = Path(path)
+    if not p.suffix and not p.exists():
+        p = PROFILE_DIR / f"{p.name}.yml"
+    if not p.is_file():
+        raise ParamsError(f"params file not found: {path}")
+    return p.resolve()
+
+
+def load_params(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Read and validate a YAML profile; a bare name (``quick``) is looked up in ``params/``."""
+    import yaml
+
+    p = params_path(path)
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{p}: not valid YAML ({exc})") from exc
+    return load_params_dict(raw, source=str(p))
+
+
+def dump_params(params: dict, path: str | os.PathLike) -> None:
+    """Write a profile as YAML, atomically."""
+    import yaml
+
+    from .scenes import atomic_write_bytes
+
+    load_params_dict(params)  # never write an invalid profile
+    atomic_write_bytes(path, yaml.safe_dump(params, sort_keys=False).encode())
+
+
+def filter_params(params: dict):
+    """The :class:`~seaice_utils.cloudfilter.FilterParams` of a loaded profile."""
+    from .cloudfilter import FilterParams
+
+    return FilterParams(tile_size=params["global"]["tile_size"], **params["filter"])
+
+
+def thresholds(params: dict):
+    """The :class:`~seaice_utils.autolabel.Thresholds` of a loaded profile."""
+    from .autolabel import Thresholds
+    from .errors import InputError
+
+    try:
+        return Thresholds.from_dict(params["autolabel"])
+    except InputError as exc:
+        raise ParamsError(f"autolabel: {exc}") from exc

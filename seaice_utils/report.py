@@ -1,0 +1,52 @@
+"""Writing the compendium's tables (CSV) and figures (PNG) under an outputs folder.
+
+Every table and figure is written by code, atomically, to ``<outputs>/tables/<name>.csv`` and
+``<outputs>/figures/<name>.png``; notebooks display what they save.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .scenes import atomic_write_bytes
+
+__all__ = ["tables_dir", "figures_dir", "save_table", "save_figure", "record"]
+
+
+def tables_dir(outputs: str | os.PathLike) -> Path:
+    return Path(outputs) / "tables"
+
+
+def figures_dir(outputs: str | os.PathLike) -> Path:
+    return Path(outputs) / "figures"
+
+
+def save_table(df, outputs: str | os.PathLike, name: str, *, float_format: str = "%.6g"):
+    """Write a pandas DataFrame to ``<outputs>/tables/<name>.csv`` and return it (for display)."""
+    atomic_write_bytes(tables_dir(outputs) / f"{name}.csv",
+                       df.to_csv(index=False, float_format=float_format).encode())
+    return df
+
+
+def save_figure(fig, outputs: str | os.PathLike, name: str, *, dpi: int = 110) -> Path:
+    """Write a matplotlib figure to ``<outputs>/figures/<name>.png`` and return the path."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    path = figures_dir(outputs) / f"{name}.png"
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def record(outputs: str | os.PathLike, key: str, value: Any) -> None:
+    """Record a provenance fact (e.g. which data source was used) for the run manifest.
+
+    Stored as ``<outputs>/records/<key>.json``; the runner merges all records into
+    ``manifest.json`` under ``records``.
+    """
+    atomic_write_bytes(Path(outputs) / "records" / f"{key}.json",
+                       (json.dumps(value, indent=2, default=str) + "\n").encode())
