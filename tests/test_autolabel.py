@@ -1,0 +1,107 @@
+import cv2
+import numpy as np
+import pytest
+
+from seaice_utils.autolabel import (NODATA, PALETTE, THICK, THIN, WATER, HSVRange, Thresholds,
+                                    auto_label, class_fractions, from_palette, segment, to_palette)
+from seaice_utils.cloudfilter import FilterParams
+from seaice_utils.errors import InputError
+
+from conftest import grey_rgb
+
+
+def test_paper_defaults_depend_on_v_only():
+    v = np.arange(256)
+    out = segment(grey_rgb(v[None, :]))[0]
+    assert (out[:31] == WATER).all() and (out[31:205] == THIN).all() and (out[205:] == THICK).all()
+
+
+def test_one_pixel_per_class_in_colour():
+    img = np.array([[[0, 0, 30], [200, 10, 10], [10, 250, 10]]], np.uint8)  # V 30, 200, 250
+    assert segment(img).tolist() == [[WATER, THIN, THICK]]
+
+
+def test_lut_path_equals_hsv_inrange_path(rng):
+    img = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    fast = segment(img)
+    hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
+    ref = np.full(img.shape[:2], NODATA, np.uint8)
+    for cls, (lo, hi) in [(WATER, ((0, 0, 0), (185, 255, 30))), (THIN, ((0, 0, 31), (185, 255, 204))),
+                          (THICK, ((0, 0, 205), (185, 255, 255)))]:
+        ref[cv2.inRange(hsv, np.array(lo), np.array(hi)) > 0] = cls
+    assert np.array_equal(fast, ref)
+
+
+def test_hue_constrained_ranges_use_hsv(rng):
+    # thick ice only if bluish-white (H 90..130): a saturated red bright pixel becomes unlabelled
+    thr = Thresholds(thick=HSVRange((90, 0, 205), (130, 255, 255)))
+    img = np.array([[[255, 0, 0], [200, 220, 255]]], np.uint8)
+    out = segment(img, thr)
+    assert out[0, 0] == NODATA and out[0, 1] == THICK
+
+
+def test_overlapping_ranges_thick_wins():
+    thr = Thresholds(thin=HSVRange((0, 0, 31), (179, 255, 230)))
+    assert segment(grey_rgb([[220]]), thr)[0, 0] == THICK
+
+
+def test_nodata_is_255_and_excluded_from_fractions():
+    img = grey_rgb([[10, 100, 250, 0]])
+    nd = np.array([[False, False, False, True]])
+    out = segment(img, nodata=nd)
+    assert out.tolist() == [[WATER, THIN, THICK, NODATA]]
+    assert class_fractions(out) == pytest.approx({"open water": 1 / 3, "thin ice": 1 / 3,
+                                                  "thick ice": 1 / 3})
+
+
+def test_filtered_labels_equal_filter_levels():
+    img = grey_rgb(np.tile(np.array([10, 120, 240], np.uint8), (60, 20)))
+    classes, levels = auto_label(img, filter_params=FilterParams(median_kernel=15))
+    assert np.array_equal(classes, np.select([levels == 0, levels == 155], [WATER, THIN], THICK))
+
+
+def test_auto_label_without_filter_is_segment():
+    img = grey_rgb(np.tile(np.array([10, 120, 240], np.uint8), (8, 8)))
+    classes, levels = auto_label(img, filter_params=None)
+    assert levels is None and np.array_equal(classes, segment(img))
+
+
+def test_palette_roundtrip_and_colours():
+    classes = np.array([[0, 1], [2, 255]], np.uint8)
+    rgb = to_palette(classes)
+    assert rgb[0, 0].tolist() == [0, 255, 0] and rgb[0, 1].tolist() == [0, 0, 255]
+    assert rgb[1, 0].tolist() == [255, 0, 0] and rgb[1, 1].tolist() == [0, 0, 0]
+    assert np.array_equal(from_palette(rgb), classes)
+
+
+def test_from_palette_tolerates_antialiasing_but_rejects_photos():
+    rgb = to_palette(np.array([[0, 1, 2]], np.uint8)).astype(int)
+    rgb[0, 0] += [20, -30, 10]
+    assert from_palette(np.clip(rgb, 0, 255).astype(np.uint8)).tolist() == [[0, 1, 2]]
+    with pytest.raises(InputError, match="not palette colours"):
+        from_palette(np.full((2, 2, 3), 128, np.uint8))
+
+
+def test_to_palette_rejects_unknown_classes():
+    with pytest.raises(InputError, match="other than"):
+        to_palette(np.array([[7]], np.uint8))
+
+
+def test_bad_ranges():
+    with pytest.raises(InputError, match="lower"):
+        HSVRange((0, 0, 100), (179, 255, 50))
+    with pytest.raises(InputError, match="three"):
+        HSVRange((0, 0), (179, 255, 50))
+
+
+def test_class_fraction_figures_on_real_sample(ross_sea_path):
+    """The real Ross Sea render: mostly bright ice, a dark polynya, a no-data wedge (not water)."""
+    from seaice_utils.scenes import read_scene
+
+    sc = read_scene(ross_sea_path)
+    assert 0.05 < sc.nodata.mean() < 0.2          # the black wedge bottom right
+    classes, _ = auto_label(sc.rgb, nodata=sc.nodata)
+    fr = class_fractions(classes)
+    assert fr["thick ice"] > 0.5
+    assert 0.05 < fr["open water"] < 0.4
+    assert classes[-5, -5] == NODATA               # the wedge is no-data, not open water

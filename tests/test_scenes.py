@@ -1,0 +1,118 @@
+import cv2
+import numpy as np
+import pytest
+
+from seaice_utils.errors import InputError
+from seaice_utils.scenes import (Stretch, as_scene, atomic_write_bytes, nodata_mask, read_scene,
+                                 stretch_reflectance, write_png)
+
+
+def test_stretch_maps_reflectance_0_1_to_0_255_and_clips():
+    dn = np.array([[[0, 5000, 10000, 20000, 65535]]], np.uint16)
+    assert stretch_reflectance(dn).tolist() == [[[0, 128, 255, 255, 255]]]
+
+
+def test_stretch_thresholds_mean_reflectance_012_and_080():
+    # the paper's V thresholds 30 and 205 sit at reflectance ~0.12 and ~0.80
+    assert stretch_reflectance(np.array([[[1176]]], np.uint16))[0, 0, 0] == 30
+    assert stretch_reflectance(np.array([[[8040]]], np.uint16))[0, 0, 0] == 205
+
+
+def test_stretch_offset_for_l2a_baseline_04():
+    # DN 2000 with BOA_ADD_OFFSET -1000 is reflectance 0.1
+    out = stretch_reflectance(np.array([[[2000]]], np.uint16), Stretch(offset=-0.1))
+    assert out[0, 0, 0] == round(0.1 * 255)
+
+
+def test_stretch_rejects_bad_settings_and_dtypes():
+    with pytest.raises(InputError, match="scale"):
+        Stretch(scale=0)
+    with pytest.raises(InputError, match="dtype"):
+        stretch_reflectance(np.array([["a"]]))
+
+
+def test_nodata_mask_all_bands_zero_or_given_value():
+    b = np.array([[[0, 0, 0], [0, 5, 0], [7, 7, 7]]], np.uint16)
+    assert nodata_mask(b).tolist() == [[True, False, False]]
+    assert nodata_mask(b, 7).tolist() == [[False, False, True]]
+
+
+def test_as_scene_16bit_band_order_and_nodata(tmp_path):
+    # a B2,B3,B4 (blue, green, red) stack: red is band 3
+    arr = np.zeros((4, 5, 3), np.uint16)
+    arr[..., 2] = 10000   # red saturated
+    arr[0, 0] = 0         # no-data pixel
+    sc = as_scene(arr, bands_rgb=(3, 2, 1))
+    assert sc.rgb[1, 1].tolist() == [255, 0, 0]
+    assert sc.nodata[0, 0] and sc.nodata.sum() == 1
+    assert sc.meta["bands_rgb"] == [3, 2, 1] and "10000" in sc.meta["stretch"]
+
+
+def test_as_scene_requires_band_choice_for_many_bands():
+    with pytest.raises(InputError, match="bands"):
+        as_scene(np.ones((2, 2, 5), np.uint16))
+    with pytest.raises(InputError, match="1-based"):
+        as_scene(np.ones((2, 2, 5), np.uint16), bands_rgb=(0, 1, 2))
+
+
+def test_rgba_alpha_zero_is_nodata():
+    arr = np.full((2, 2, 4), 200, np.uint8)
+    arr[0, 1, 3] = 0
+    sc = as_scene(arr)
+    assert sc.nodata.tolist() == [[False, True], [False, False]]
+    assert sc.rgb[0, 1].tolist() == [0, 0, 0]
+
+
+def test_read_png_roundtrip_keeps_rgb_order(tmp_path):
+    img = np.zeros((3, 4, 3), np.uint8)
+    img[..., 0] = 200  # red
+    write_png(tmp_path / "a.png", img)
+    sc = read_scene(tmp_path / "a.png")
+    assert sc.name == "a" and sc.rgb[0, 0].tolist() == [200, 0, 0]
+
+
+def test_read_16bit_tiff(tmp_path):
+    arr = np.zeros((8, 8, 3), np.uint16)
+    arr[..., 0] = 8040
+    arr[..., 1] = 1176
+    path = tmp_path / "refl.tif"
+    cv2.imwrite(str(path), arr[..., ::-1])  # OpenCV stores BGR
+    sc = read_scene(path)
+    assert sc.rgb[0, 0].tolist() == [205, 30, 0]
+    assert sc.meta["dtype_in"] == "uint16"
+
+
+@pytest.mark.parametrize("content", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n\x00\x00"])
+def test_corrupt_or_empty_files_raise_clear_error(tmp_path, content):
+    p = tmp_path / "bad.png"
+    p.write_bytes(content)
+    with pytest.raises(InputError, match="bad.png"):
+        read_scene(p)
+
+
+def test_truncated_png_raises(tmp_path):
+    write_png(tmp_path / "ok.png", np.full((64, 64, 3), 99, np.uint8))
+    data = (tmp_path / "ok.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="cut.png"):
+        read_scene(tmp_path / "cut.png")
+
+
+def test_missing_file_raises(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        read_scene(tmp_path / "nope.png")
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "x.bin"
+    atomic_write_bytes(target, b"old")
+
+    with pytest.raises(TypeError):
+        atomic_write_bytes(target, 12345)  # type: ignore[arg-type]
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]
+
+
+def test_write_png_rejects_wrong_dtype(tmp_path):
+    with pytest.raises(InputError, match="uint8"):
+        write_png(tmp_path / "f.png", np.zeros((2, 2), np.float32))
