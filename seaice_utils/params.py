@@ -14,7 +14,9 @@ impossible value raises :class:`~seaice_utils.errors.ParamsError` naming the key
 from __future__ import annotations
 
 import copy
+import datetime as _dt
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -79,6 +81,35 @@ def _k(types, default, checkrule=None, doc=""):
 
 _HSV_RULE = (_hsv_range, "{lower: [H, S, V], upper: [H, S, V]} with 0 <= lower <= upper, S, V <= 255")
 
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _bbox(v) -> bool:
+    return (isinstance(v, list) and len(v) == 4 and all(_num(x) for x in v) and
+            -180 <= v[0] < v[2] <= 180 and -90 <= v[1] < v[3] <= 90)
+
+
+def _iso_day(v) -> bool:
+    try:
+        _dt.date.fromisoformat(str(v))
+        return True
+    except ValueError:
+        return False
+
+
+def _s2_bands(v) -> bool:
+    return isinstance(v, list) and len(v) == 3 and all(
+        isinstance(b, str) and re.fullmatch(r"[Bb]0*([1-9]|1[0-2]|8[Aa])", b.strip()) for b in v)
+
+
+def _offset(v) -> bool:
+    return v == "auto" or (_num(v) and -1.0 <= v <= 1.0)
+
+
+_DAY_TYPES = (str, _dt.date)
+
 #: Every section and key a profile may hold.
 SCHEMA: dict[str, dict[str, Key]] = {
     "global": {
@@ -116,11 +147,63 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "thin": _k(dict, {"lower": [0, 0, 31], "upper": [185, 255, 204]}, _HSV_RULE),
         "water": _k(dict, {"lower": [0, 0, 0], "upper": [185, 255, 30]}, _HSV_RULE),
     },
+    "collect": {  # notebook 01 / `seaice collect`: the paper's query (PAPER.md, Data)
+        "collection": _k(str, "L1C", _choice("L1C", "L2A"),
+                         "processing level: L1C top-of-atmosphere (the paper's; Earth Engine "
+                         "COPERNICUS/S2_HARMONIZED) or L2A surface reflectance "
+                         "(COPERNICUS/S2_SR_HARMONIZED)"),
+        "region": _k(list, [-180.0, -78.0, -140.0, -70.0],
+                     (_bbox, "[west, south, east, north] in degrees, west < east, south < north"),
+                     "query box in degrees (the paper's Ross Sea: lon -180..-140, lat -78..-70)"),
+        "start_date": _k(_DAY_TYPES, "2019-11-01", (_iso_day, "a date YYYY-MM-DD"),
+                         "first acquisition day (inclusive, UTC)"),
+        "end_date": _k(_DAY_TYPES, "2019-12-01", (_iso_day, "a date YYYY-MM-DD"),
+                       "day after the last acquisition day (exclusive, UTC)"),
+        "max_cloud_cover": _k((int, float), 30, _frac(0, 100),
+                              "keep products whose cloud cover (percent; CLOUDY_PIXEL_PERCENTAGE "
+                              "or eo:cloud_cover) is at most this; not stated by the paper"),
+        "bands": _k(list, ["B4", "B3", "B2"], (_s2_bands, "three Sentinel-2 band names"),
+                    "red, green, blue bands (B4 or B04 style)"),
+        "scale": _k((int, float), 10, (lambda v: v > 0, "a number > 0"), "pixel size in metres"),
+        "scene_px": _k(int, 2048, _int(64), "scene side in pixels (the paper's 2048)"),
+        "max_scenes": _k(int, 66, _int(1), "scenes to collect (the paper's 66)"),
+        "scenes_per_product": _k(int, 4, _int(1),
+                                 "at most this many scenes from one Sentinel-2 product"),
+        "max_products": _k(int, 50, _int(1), "products (tiles x dates) to look at"),
+        "min_valid_fraction": _k((int, float), 0.5, _frac(),
+                                 "skip scenes with a smaller share of pixels holding data"),
+        "export_format": _k(str, "png8", _choice("png8", "geotiff16"),
+                            "png8: 8-bit RGB with the project's stretch (reflectance 0..1 -> "
+                            "0..255); geotiff16: 16-bit reflectance x 10000, georeferenced"),
+        "reflectance_offset": _k((str, int, float), "auto",
+                                 (_offset, "'auto' or a number in [-1, 1]"),
+                                 "offset added to DN / 10000 (-0.1 for baseline >= 04.00); auto: "
+                                 "from item metadata, MTD XML or the product name's _Nxxxx token"),
+        "processing_baseline": _k((str, type(None)), None,
+                                  (lambda v: re.fullmatch(r"\d{2}\.\d{2}", v) is not None,
+                                   "a baseline such as '04.00'"),
+                                  "baseline of local products whose names do not carry _Nxxxx"),
+        "stac_url": _k(str, "https://earth-search.aws.element84.com/v1",
+                       (lambda v: v.startswith(("http://", "https://")), "an http(s) URL"),
+                       "STAC API searched when data.source is 'stac' (no account needed)"),
+        "stac_collection": _k((str, type(None)), "sentinel-2-l2a",
+                              doc="STAC collection id (null: sentinel-2-l1c / sentinel-2-l2a by "
+                                  "collect.collection); Earth Search's L1C assets are not public"),
+        "timeout_s": _k((int, float), 60, (lambda v: v > 0, "a number > 0"),
+                        "network timeout per request in seconds"),
+        "fallback": _k(str, "synthetic", _choice("synthetic", "error"),
+                       "when the source cannot be used: continue with the synthetic dataset "
+                       "(saying so, recorded in the manifest) or stop with an error"),
+    },
     "tuning": {
         "scenes": _k(int, 2, _int(1), "scenes shown in notebook 02's panels"),
         "preview_size": _k(int, 512, _int(64), "side of the preview crops in pixels"),
+        "preview_mode": _k(str, "crop", _choice("crop", "resize"),
+                           "crop: centre window at full resolution (filter kernels keep their "
+                           "meaning); resize: shrink the whole scene"),
         "write_params": _k((str, type(None)), None,
-                           doc="path of a params file to write the tuned thresholds to (None: don't)"),
+                           doc="path of a params file to write the tuned thresholds to (None: "
+                               "don't); relative to the folder of the profile naming it"),
     },
 }
 
