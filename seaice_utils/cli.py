@@ -3,8 +3,17 @@
 ::
 
     seaice synth OUT [--params FILE] [--n-scenes N] [--size PX] [--seed S] ...
-    seaice label INPUT OUTPUT [--no-filter] [--bands R,G,B] [--nodata V] [--params FILE] [--resume]
+    seaice label INPUT OUTPUT [--engine {sequential,multiprocessing,spark}] [--workers N]
+                 [--spark-master URL] [--no-filter] [--bands R,G,B] [--nodata V]
+                 [--params FILE] [--resume]
     seaice reproduce [--params FILE] [--outputs DIR] [--only 02,03]
+    seaice collect [--params FILE] [--outputs DIR] [--source S] [--folder DIR] [--no-fallback]
+    seaice train [--params FILE] [--outputs DIR] [--labels man|auto|both] [--workers N]
+                 [--hosts H] [--epochs N] [--mixed-precision] [--xla]
+                 (also: horovodrun --gloo -np N -H localhost:N seaice train --params FILE)
+    seaice predict MODEL INPUT OUTPUT [--params FILE] [--input filtered|grey|rgb] [--no-filter]
+                 [--overlap PX] [--batch-size N] [--engine {sequential,multiprocessing,spark}]
+                 [--workers N] [--bands R,G,B] [--pixel-size M] [--resume]
     seaice params FILE            validate a profile and print it with defaults filled in
 
 Exit status: 0 on success, 1 when some inputs failed (listed), 2 on bad arguments or parameters.
@@ -65,6 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--offset", type=float, default=0.0,
                     help="reflectance offset added after scaling (-0.1 for L2A baseline >= 04.00)")
     lb.add_argument("--resume", action="store_true", help="skip inputs whose outputs are complete")
+    lb.add_argument("--engine", choices=("sequential", "multiprocessing", "spark"),
+                    help="how to spread the work (default: engines.engine of the profile, "
+                    "sequential)")
+    lb.add_argument("--workers", type=int, help="worker processes or Spark task slots "
+                    "(default: engines.workers, 2)")
+    lb.add_argument("--spark-master", help="Spark master: local[N], local[N,F] or "
+                    "spark://host:port (default local[workers])")
+    lb.add_argument("--spark-output", choices=("executors", "driver"),
+                    help="Spark: executors write the labels, or the driver collects and writes "
+                    "them (default: engines.spark_output)")
+    lb.add_argument("--expect-size", help="fail inputs whose size is not PX (square) or HxW; "
+                    "'auto' (default): the profile's tile size when every input is named like a "
+                    "tile (<scene>_<row>_<col>), 'none': no check")
     lb.add_argument("--no-progress", action="store_true")
 
     r = sub.add_parser("reproduce", help="run every notebook headless and regenerate all outputs")
@@ -72,6 +94,83 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--outputs", default="outputs", help="outputs folder (outputs)")
     r.add_argument("--only", help="comma-separated notebook numbers to run, e.g. 02,03")
     r.add_argument("--no-progress", action="store_true")
+
+    c = sub.add_parser("collect", help="collect the profile's scenes (Earth Engine, STAC, local "
+                       "products or synthetic) into OUTPUTS/data/<source> (what notebook 01 does)")
+    c.add_argument("--params", default="quick", help="profile (file or name in params/; quick)")
+    c.add_argument("--outputs", default="outputs", help="outputs folder (outputs)")
+    c.add_argument("--source", choices=("synthetic", "folder", "earthengine", "stac"),
+                   help="override data.source")
+    c.add_argument("--folder", help="override data.folder (downloaded products or scenes); "
+                   "implies --source folder")
+    c.add_argument("--max-scenes", type=int, help="override collect.max_scenes")
+    c.add_argument("--format", dest="export_format", choices=("png8", "geotiff16"),
+                   help="override collect.export_format")
+    c.add_argument("--no-fallback", action="store_true", help="fail (exit 1) instead of "
+                   "falling back to the synthetic dataset when the source cannot be used")
+    c.add_argument("--no-progress", action="store_true")
+
+    tr = sub.add_parser("train", help="train U-Net-Man and U-Net-Auto (one process, or Horovod: "
+                        "--workers N, or run under horovodrun)")
+    tr.add_argument("--params", default="quick", help="profile (file or name in params/; quick)")
+    tr.add_argument("--outputs", default="outputs", help="outputs folder (outputs)")
+    tr.add_argument("--labels", choices=("man", "auto", "both"), default="both",
+                    help="which model: U-Net-Man (reference labels), U-Net-Auto (auto-labels) "
+                    "or both (default)")
+    tr.add_argument("--workers", type=int, default=1,
+                    help="Horovod processes to spawn with horovodrun --gloo (default 1: this "
+                    "process, no Horovod); ignored when already run by horovodrun")
+    tr.add_argument("--hosts", help="horovodrun -H for multi-host runs, e.g. node1:4,node2:4")
+    tr.add_argument("--epochs", type=int, help="override training.epochs")
+    tr.add_argument("--mixed-precision", action="store_true", default=None,
+                    help="mixed_float16 (GPU runs)")
+    tr.add_argument("--xla", action="store_true", default=None, help="XLA auto-clustering (GPU)")
+    tr.add_argument("--no-progress", action="store_true")
+
+    pr = sub.add_parser("predict", help="sea-ice maps of scenes with a trained U-Net (class map "
+                        "PNG, palette PNG, GeoTIFF when georeferenced, per-scene area summary)")
+    pr.add_argument("model", help="saved model (.keras); its settings JSON beside it says what "
+                    "input it was trained on")
+    pr.add_argument("input", help="scene file (PNG, TIFF, georeferenced Sentinel-2 GeoTIFF) or a "
+                    "folder of them")
+    pr.add_argument("output", help="output folder (<name>_classes.png, <name>_map.png, "
+                    "<name>_classes.tif, <name>.json, summary.csv)")
+    pr.add_argument("--params", help="profile for the filter and inference settings (defaults: "
+                    "the paper's filter, inference section defaults)")
+    pr.add_argument("--input", dest="input_kind", choices=("filtered", "grey", "rgb"),
+                    help="what the model was trained on (default: from its settings JSON, else "
+                    "its channel count)")
+    flt = pr.add_mutually_exclusive_group()
+    flt.add_argument("--no-filter", action="store_true", help="skip the thin-cloud/shadow filter "
+                     "(a one-channel model then sees the grey of the original colours)")
+    flt.add_argument("--filter", action="store_true", help="run the filter even for a model not "
+                     "trained on filtered images")
+    pr.add_argument("--filter-on", choices=("scene", "tile"), help="filter per scene (default) or "
+                    "per tile")
+    pr.add_argument("--overlap", type=int, help="px shared by neighbouring windows, blended "
+                    "(default: inference.overlap, 32; 0 = plain tiling)")
+    pr.add_argument("--blend", choices=("linear", "cosine", "none"))
+    pr.add_argument("--batch-size", type=int, help="windows per model call (default: "
+                    "inference.batch_size)")
+    pr.add_argument("--bands", type=_bands, help="1-based file bands of red,green,blue (e.g. "
+                    "4,3,2 for a B1..B12 stack)")
+    pr.add_argument("--nodata", type=float, help="fill value marking no-data (default 0)")
+    pr.add_argument("--reflectance-max", type=float, default=1.0,
+                    help="reflectance mapped to 255 for 16-bit input (default 1.0)")
+    pr.add_argument("--scale", type=float, default=10000.0, help="DN per unit reflectance (10000)")
+    pr.add_argument("--offset", type=float, default=0.0,
+                    help="reflectance offset added after scaling (-0.1 for L2A baseline >= 04.00)")
+    pr.add_argument("--pixel-size", type=float, help="pixel side in metres for the areas "
+                    "(default: from the GeoTIFF's transform, else inference.pixel_size_m, 10)")
+    pr.add_argument("--no-geotiff", action="store_true", help="no GeoTIFF output")
+    pr.add_argument("--engine", choices=("sequential", "multiprocessing", "spark"),
+                    help="how scenes are spread (default: inference.engine, sequential)")
+    pr.add_argument("--workers", type=int, help="processes or Spark cores (default: "
+                    "inference.workers; 0 = all cores)")
+    pr.add_argument("--spark-master", help="Spark master (default local[workers]); on a cluster "
+                    "OUTPUT must be on storage every executor can write to")
+    pr.add_argument("--resume", action="store_true", help="skip scenes whose outputs exist")
+    pr.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("params", help="validate a profile and print it with defaults filled in")
     p.add_argument("file")
@@ -95,19 +194,63 @@ def _cmd_synth(a) -> int:
     return 0
 
 
+def _expect_size(text: str | None, inputs, tile_size: int):
+    from .errors import InputError
+    from .tiling import parse_tile_name
+
+    def is_tile(name: str) -> bool:
+        try:
+            parse_tile_name(name)
+        except InputError:
+            return False
+        return True
+
+    text = (text or "auto").strip().lower()
+    if text == "none":
+        return None
+    if text == "auto":
+        names = [p.stem for p in inputs]
+        return (tile_size, tile_size) if names and all(map(is_tile, names)) else None
+    try:
+        parts = [int(x) for x in text.split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise InputError(f"--expect-size takes PX, HxW, auto or none (got {text!r})")
+    return (parts[0], parts[-1])
+
+
 def _cmd_label(a) -> int:
-    from .pipeline import LabelOptions, label_inputs
+    from .engines import run_label_job
+    from .errors import ParamsError
     from .params import defaults, filter_params, load_params, thresholds
+    from .pipeline import LabelOptions, list_inputs
     from .scenes import Stretch
 
     params = load_params(a.params) if a.params else defaults()
     if a.filter_on:
         params["filter"]["apply_to"] = a.filter_on
+    eng = params["engines"]
+    engine = a.engine or eng["engine"]
+    workers = a.workers if a.workers is not None else eng["workers"]
+    if workers < 1:
+        raise ParamsError(f"--workers must be >= 1 (got {workers})")
+    files = list_inputs(a.input)
     opts = LabelOptions(filter_params=None if a.no_filter else filter_params(params),
                         thresholds=thresholds(params), bands=a.bands, nodata=a.nodata,
                         stretch=Stretch(scale=a.scale, offset=a.offset,
-                                        reflectance_max=a.reflectance_max))
-    summary = label_inputs(a.input, a.output, opts, resume=a.resume, progress=not a.no_progress)
+                                        reflectance_max=a.reflectance_max),
+                        expect_size=_expect_size(a.expect_size, files,
+                                                 params["global"]["tile_size"]))
+    spark = {}
+    if engine == "spark":
+        spark = dict(master=a.spark_master or eng["spark_master"],
+                     output=a.spark_output or eng["spark_output"],
+                     batch_size=eng["spark_batch_size"])
+    elif a.spark_master or a.spark_output:
+        raise ParamsError("--spark-master and --spark-output need --engine spark")
+    summary = run_label_job(files, a.output, opts, engine=engine, workers=workers,
+                            resume=a.resume, progress=not a.no_progress, **spark)
     print(summary.describe())
     return 0 if summary.ok else 1
 
@@ -124,6 +267,76 @@ def _cmd_reproduce(a) -> int:
     return 0
 
 
+def _cmd_collect(a) -> int:
+    import warnings
+
+    from .collect import collect
+    from .params import load_params, load_params_dict
+
+    params = load_params(a.params)
+    if a.folder:
+        params["data"].update(source="folder", folder=a.folder)
+    if a.source:
+        params["data"]["source"] = a.source
+    over = {"max_scenes": a.max_scenes, "export_format": a.export_format,
+            "fallback": "error" if a.no_fallback else None}
+    params["collect"].update({k: v for k, v in over.items() if v is not None})
+    params = load_params_dict(params, source="command line")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the fallback is printed below
+        res = collect(params, a.outputs, progress=not a.no_progress)
+    print(res.message(), file=sys.stderr if res.fell_back else sys.stdout)
+    print(f"catalogue: {res.root / 'catalogue.csv'}   record: "
+          f"{Path(a.outputs) / 'records' / 'data_source.json'}")
+    return 0
+
+
+def _cmd_train(a) -> int:
+    from .train import train_cli
+
+    if a.workers < 1:
+        raise SystemExit(f"seaice train: --workers must be >= 1 (got {a.workers})")
+    labels = ("man", "auto") if a.labels == "both" else (a.labels,)
+    return train_cli(a.params, a.outputs, labels=labels, workers=a.workers, hosts=a.hosts,
+                     epochs=a.epochs, mixed_precision=a.mixed_precision, xla=a.xla,
+                     progress=not a.no_progress)
+
+
+def _cmd_predict(a) -> int:
+    from .errors import ParamsError
+    from .infer import predict_inputs, predict_options
+    from .params import defaults, load_params
+    from .scenes import Stretch
+
+    params = load_params(a.params) if a.params else defaults()
+    if a.filter_on:
+        params["filter"]["apply_to"] = a.filter_on
+    inf = params["inference"]
+    if a.workers is not None and a.workers < 0:
+        raise ParamsError(f"--workers must be >= 0 (got {a.workers})")
+    opts = predict_options(
+        params, input=a.input_kind, apply_filter=False if a.no_filter else (True if a.filter
+                                                                            else None),
+        overlap=a.overlap, blend=a.blend, batch_size=a.batch_size, bands=a.bands,
+        nodata=a.nodata, pixel_size_m=a.pixel_size, geotiff=False if a.no_geotiff else None,
+        stretch=Stretch(scale=a.scale, offset=a.offset, reflectance_max=a.reflectance_max))
+    engine = a.engine or inf["engine"]
+    workers = a.workers if a.workers is not None else inf["workers"]
+    spark = None
+    if a.spark_master:
+        if engine != "spark":
+            raise ParamsError("--spark-master needs --engine spark")
+        from .spark_engine import spark_session
+
+        spark = spark_session(a.spark_master, app_name="seaice-predict",
+                              progress=not a.no_progress)
+    summary = predict_inputs(a.model, a.input, a.output, opts, engine=engine,
+                             workers=workers or None, resume=a.resume,
+                             progress=not a.no_progress, spark=spark)
+    print(summary.describe())
+    return 0 if summary.ok else 1
+
+
 def _cmd_params(a) -> int:
     import yaml
 
@@ -136,7 +349,8 @@ def _cmd_params(a) -> int:
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     handler = {"synth": _cmd_synth, "label": _cmd_label, "reproduce": _cmd_reproduce,
-               "params": _cmd_params}[a.command]
+               "params": _cmd_params, "collect": _cmd_collect, "train": _cmd_train,
+               "predict": _cmd_predict}[a.command]
     try:
         return handler(a)
     except SeaIceError as exc:

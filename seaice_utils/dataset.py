@@ -45,7 +45,8 @@ class SceneRecord:
 
     @property
     def scene_path(self) -> Path:
-        return self.root / "scenes" / f"{self.name}.png"
+        rel = self.meta.get("file")   # collected datasets may hold 16-bit GeoTIFF scenes
+        return self.root / rel if rel else self.root / "scenes" / f"{self.name}.png"
 
     @property
     def truth_path(self) -> Path:
@@ -201,7 +202,13 @@ def ensure_dataset(outputs: str | os.PathLike, params: dict, *,
     ``folder`` sources are read as they are (a dataset folder with ``scenes/``, or a plain folder
     of images, whose reference labels are then unknown). ``earthengine`` and ``stac`` sources are
     collected by notebook 01 into ``<outputs>/data/<source>``; this function reads what is there.
+    When notebook 01 had to fall back to the synthetic data (no account or network) or ingested
+    local products, its record under ``<outputs>/records`` redirects the profile accordingly
+    (:func:`seaice_utils.collect.resolve_source`), with a warning.
     """
+    from .collect import resolve_source
+
+    params = resolve_source(params, outputs)
     src = params["data"]["source"]
     root = dataset_root(outputs, params)
     if src == "synthetic":

@@ -79,6 +79,8 @@ def _k(types, default, checkrule=None, doc=""):
     return Key(types if isinstance(types, tuple) else (types,), default, check, rule, doc)
 
 
+_DROPOUTS = (lambda v: all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < 1
+                         for x in v), "null or a list of numbers in [0, 1), one per U-Net step")
 _HSV_RULE = (_hsv_range, "{lower: [H, S, V], upper: [H, S, V]} with 0 <= lower <= upper, S, V <= 255")
 
 
@@ -204,6 +206,118 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "write_params": _k((str, type(None)), None,
                            doc="path of a params file to write the tuned thresholds to (None: "
                                "don't); relative to the folder of the profile naming it"),
+    },
+    "training": {  # notebook 04 / `seaice train`: U-Net, Horovod (PAPER.md, U-Net; Table III)
+        "input": _k(str, "filtered", _choice("filtered", "rgb"),
+                    "U-Net input tiles: filtered grey levels (the paper's) or original RGB"),
+        "depth": _k(int, 5, _int(1, 8), "U-Net contracting steps (the paper's 5)"),
+        "base_filters": _k(int, 16, _int(1), "filters of the first step, doubled per step (16)"),
+        "encoder_dropouts": _k((list, type(None)), None, _DROPOUTS,
+                               "one per step; null: the paper's 0.1, 0.1, 0.2, 0.2, 0.2 cut to depth"),
+        "decoder_dropouts": _k((list, type(None)), None, _DROPOUTS,
+                               "one per step, deepest first; null: encoder's reversed"),
+        "bottleneck_dropout": _k((int, float), 0.3, _frac(0.0, 1.0, hi_open=True),
+                                 "dropout of the bottleneck (0.3)"),
+        "batch_size": _k(int, 32, _int(1), "batch per worker (the paper's 32 per GPU)"),
+        "epochs": _k(int, 50, _int(1), "training epochs (the paper's 50)"),
+        "learning_rate": _k((int, float), 1e-3, (lambda v: v > 0, "a number > 0"),
+                            "Adam learning rate for one worker (1e-3)"),
+        "scale_lr": _k(bool, True, doc="multiply the learning rate by the number of workers"),
+        "split_by": _k(str, "scene", _choice("scene", "tile"),
+                       "held-out set: whole scenes (no leakage; default) or tiles (the paper)"),
+        "test_fraction": _k((int, float), 0.2, _frac(0.0, 1.0, hi_open=True),
+                            "held-out share (the paper's 80/20)"),
+        "man_labels": _k((str, type(None)), None,
+                         doc="folder of manual label tiles <tile>.png (class maps or red/blue/green "
+                             "palette) for U-Net-Man; null: the dataset's reference labels"),
+        "models": _k(list, ["man", "auto"], (lambda v: len(v) > 0 and set(v) <= {"man", "auto"},
+                                              "a non-empty list of 'man' and/or 'auto'"),
+                     "models to train: U-Net-Man (reference labels), U-Net-Auto (auto-labels)"),
+        "workers": _k(list, [1, 2], _int_list(1),
+                      "Horovod process counts of Table III; the models train with the largest"),
+        "threads_per_worker": _k(int, 1, _int(0), "intra-op threads per process (0: TF default)"),
+        "inter_op_threads": _k(int, 1, _int(0), "inter-op threads per process (0: TF default)"),
+        "hosts": _k((str, type(None)), None,
+                    doc="horovodrun -H for multi-host runs, e.g. 'node1:4,node2:4' (null: local)"),
+        "mixed_precision": _k(bool, False, doc="mixed_float16 (GPU runs)"),
+        "xla": _k(bool, False, doc="XLA auto-clustering (GPU runs)"),
+        "cache": _k(bool, True, doc="cache decoded tiles in memory after the first epoch"),
+        "shuffle_buffer": _k((int, type(None)), None, _int(1),
+                             "shuffle buffer in tiles (null: the whole shard)"),
+        "timeout_s": _k((int, float, type(None)), None, (lambda v: v > 0, "a number > 0"),
+                        "stop a training run after this many seconds (null: no limit)"),
+    },
+    "inference": {  # `seaice predict` and notebook 05: full-scene prediction (seaice_utils.infer)
+        "overlap": _k(int, 32, _int(0), "pixels shared by neighbouring windows, blended (must be "
+                      "below global.tile_size; 0: the paper's plain tiling, seams possible)"),
+        "blend": _k(str, "linear", _choice("linear", "cosine", "none"),
+                    "weight ramp of a window's predictions towards its edges"),
+        "border": _k(str, "reflect", _choice("reflect", "none"),
+                     "mirror the scene by overlap/2 px so its edges are predicted with context"),
+        "batch_size": _k(int, 4, _int(1), "windows per model call (2-4 fastest on CPU, 16-64 on a GPU)"),
+        "pixel_size_m": _k((int, float), 10.0, (lambda v: v > 0, "a number > 0"),
+                           "pixel side for areas when a scene has no georeference (Sentinel-2: 10)"),
+        "engine": _k(str, "sequential", _choice("sequential", "multiprocessing", "spark"),
+                     "how many scenes are spread over cores/executors"),
+        "workers": _k(int, 0, _int(0), "processes or Spark cores (0: all cores)"),
+        "geotiff": _k(bool, True, doc="also write a GeoTIFF when the input is georeferenced"),
+    },
+    "evaluation": {  # notebook 05: Tables IV, V, auto-label quality, figures (seaice_utils.evaluate)
+        "models_dir": _k((str, type(None)), None,
+                         doc="folder of notebook 04's unet_man.keras, unet_auto.keras, "
+                             "training.json / split.json (null: <outputs>/models)"),
+        "cloud_threshold": _k((int, float), 0.10, _frac(0.0, 1.0, hi_open=True),
+                              "Table V: tiles above this cloud/shadow cover vs at or below (0.10)"),
+        "cloud_source": _k(str, "auto", _choice("auto", "index", "estimate", "file"),
+                           "cover per tile: index (known, synthetic data), estimate (share of "
+                           "pixels the filter re-classes), file (cloud_file); auto: index if "
+                           "known for every tile, else estimate"),
+        "cloud_file": _k((str, type(None)), None,
+                         doc="CSV with columns tile (or scene) and cloud_fraction (0..1), for "
+                             "cloud_source: file; relative to the project root"),
+        "autolabel_tiles": _k(str, "test", _choice("test", "all"),
+                              "tiles on which auto-labels are compared with the reference"),
+        "ssim_window": _k(int, 7, _int(3, None, odd=True), "SSIM window side (odd)"),
+        "examples": _k(int, 3, _int(1, 8), "example tiles in the figures"),
+        "scene_inference": _k(bool, True, doc="also predict whole test scenes with and without "
+                                              "overlap (seams, areas)"),
+        "max_scenes": _k(int, 2, _int(0), "at most this many test scenes predicted whole"),
+        "real_sample": _k((str, type(None)), "../shared/real-samples/ross_sea_2019-11_render_1086px.png",
+                          doc="optional real scene shown with its U-Net-Auto map and auto-labels "
+                              "(relative to the project root; skipped when absent; null: never)"),
+    },
+    "engines": {  # `seaice label` engines and notebook 03 (Tables I, II; seaice_utils.engines)
+        "engine": _k(str, "sequential", _choice("sequential", "multiprocessing", "spark"),
+                     "default engine of `seaice label`"),
+        "workers": _k(int, 2, _int(1), "default worker processes / Spark task slots"),
+        "spark_master": _k((str, type(None)), None,
+                           doc="Spark master for `seaice label --engine spark` (null: "
+                               "local[workers]; or spark://host:port)"),
+        "spark_output": _k(str, "executors", _choice("executors", "driver"),
+                           "who writes Spark's outputs: the executors, or the driver after "
+                           "collecting them (the paper's reduce)"),
+        "spark_batch_size": _k(int, 64, _int(1), "files per Arrow batch in a Spark task"),
+        "with_filter": _k(bool, True, doc="benchmarks label with the thin-cloud/shadow filter "
+                                          "(false: colour segmentation only)"),
+        "processes": _k(list, [1, 2, 4, 6, 8], _int_list(1),
+                        "Table I: multiprocessing worker counts"),
+        "spark_grid": _k(list, [[1, 1], [1, 2], [1, 4], [2, 1], [2, 2], [2, 4], [4, 1], [4, 2],
+                                [4, 4]],
+                         (lambda v: len(v) > 0 and all(
+                             isinstance(x, list) and len(x) == 2 and all(
+                                 isinstance(y, int) and not isinstance(y, bool) and y >= 1
+                                 for y in x) for x in v),
+                          "a non-empty list of [executors, cores] pairs of integers >= 1"),
+                         "Table II: Spark executors x cores"),
+        "spark_cluster": _k(str, "local", _choice("local", "standalone"),
+                            "how notebook 03 emulates executors x cores on one machine: "
+                            "local[executors*cores], or a local standalone cluster with one "
+                            "worker running `executors` executors of `cores` cores"),
+        "bench_tiles": _k((int, type(None)), None, _int(1),
+                          "tiles used by Tables I and II (null: all tiles of the dataset)"),
+        "repeats": _k(int, 1, _int(1), "timed runs per table row (the fastest is kept)"),
+        "kernel_tiles": _k(int, 8, _int(1), "tiles timed per kernel (reference vs fast)"),
+        "kernel_repeats": _k(int, 20, _int(1), "timed calls per tile and kernel"),
     },
 }
 
