@@ -116,3 +116,12 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
 def test_write_png_rejects_wrong_dtype(tmp_path):
     with pytest.raises(InputError, match="uint8"):
         write_png(tmp_path / "f.png", np.zeros((2, 2), np.float32))
+
+
+def test_atomic_write_gives_normal_file_permissions(tmp_path):
+    import os
+
+    atomic_write_bytes(tmp_path / "p.bin", b"x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "p.bin").stat().st_mode & 0o777 == 0o666 & ~umask
