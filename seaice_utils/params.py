@@ -254,7 +254,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                     "weight ramp of a window's predictions towards its edges"),
         "border": _k(str, "reflect", _choice("reflect", "none"),
                      "mirror the scene by overlap/2 px so its edges are predicted with context"),
-        "batch_size": _k(int, 4, _int(1), "windows per model call (2-4 fastest on CPU, 16-64 on a GPU)"),
+        "batch_size": _k(int, 2, _int(1), "windows per model call (1-4 fastest on CPU, 16-64 on a GPU)"),
         "pixel_size_m": _k((int, float), 10.0, (lambda v: v > 0, "a number > 0"),
                            "pixel side for areas when a scene has no georeference (Sentinel-2: 10)"),
         "engine": _k(str, "sequential", _choice("sequential", "multiprocessing", "spark"),

@@ -1,0 +1,61 @@
+"""horovodrun -np 2 (Gloo) on a tiny tile set: identical weights on both ranks, distinct shards,
+a crashing rank fails the whole run naming it, the last checkpoint stays valid and a rerun
+resumes from it."""
+
+import json
+
+import pytest
+
+from seaice_utils.train import TrainingFailed, horovodrun_path, launch, training_settings
+
+from test_train import _data, _tiny_params, make_tiles
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(horovodrun_path() is None, reason="horovodrun not installed")]
+
+
+def test_horovodrun_two_ranks(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    root = tmp_path / "tiles"
+    rows = make_tiles(root, n_scenes=3, per_side=2)          # 12 tiles of 64 px
+    data = _data(root, rows)
+    n_train = len(data["split"]["train"])
+    params = _tiny_params(epochs=1, batch_size=2)
+    run = tmp_path / "run"
+    s = training_settings(params, data, labels="auto", workers=2, run_dir=run)
+
+    # one epoch, two ranks
+    res = launch(s, timeout=240)
+    assert res["workers"] == 2 and res["global_batch"] == 4
+    assert res["learning_rate"] == pytest.approx(2 * 0.01)          # scaled by the workers
+    ranks = sorted(res["ranks"], key=lambda r: r["rank"])
+    assert [r["rank"] for r in ranks] == [0, 1]
+    assert ranks[0]["weights_digest"] == ranks[1]["weights_digest"]  # in sync after training
+    a, b = set(ranks[0]["shard"]), set(ranks[1]["shard"])
+    assert a and b and a.isdisjoint(b)                               # distinct shards ...
+    assert a | b <= set(data["split"]["train"]) and len(a | b) == n_train - n_train % 2
+    assert ranks[0]["images_seen"] == ranks[1]["images_seen"] == len(a)
+    assert res["history"][0]["images"] == len(a | b)                 # ... together one epoch
+    assert not (run / "ranks").exists()
+    assert sorted(p.name for p in run.iterdir()) == sorted(
+        ["settings.json", "checkpoints", "history.csv", "launch.log", "model.keras",
+         "result.json"])
+    again = launch(s, timeout=240)                                   # finished: not rerun
+    assert again["skipped"] is True and again["ranks"] == res["ranks"]
+
+    # a second epoch during which rank 1 dies: the run fails naming rank 1
+    s2 = {**s, "epochs": 2}
+    with pytest.raises(TrainingFailed, match="rank 1 failed first") as err:
+        launch(s2, timeout=240, env={"SEAICE_TRAIN_FAIL": "1:1"})
+    assert "injected failure" in str(err.value) and "launch.log" in str(err.value)
+    ckpt = tf.train.latest_checkpoint(str(run / "checkpoints"))
+    assert ckpt and tf.train.load_variable(ckpt, "epoch/.ATTRIBUTES/VARIABLE_VALUE") == 1
+    assert not (run / "result.json").exists()
+
+    # rerun: resumes after epoch 1 from rank 0's checkpoint, ranks end identical again
+    res2 = launch(s2, timeout=240)
+    assert res2["resumed_at"] == 1 and [h["epoch"] for h in res2["history"]] == [1, 2]
+    assert res2["history"][0] == res["history"][0]
+    d = {r["rank"]: r["weights_digest"] for r in res2["ranks"]}
+    assert d[0] == d[1] != ranks[0]["weights_digest"]
+    assert json.loads((run / "result.json").read_text())["epochs"] == 2
