@@ -102,6 +102,11 @@ def smoke_profile(tmp_path: Path) -> Path:
 #: Per-notebook settings that make the smoke run small (sections appear as notebooks are added).
 SMOKE_OVERRIDES: dict[str, dict] = {
     "tuning": {"scenes": 1, "preview_size": 256},
+    "collect": {"max_scenes": 2},
+    "engines": {"processes": [1, 2], "spark_grid": [[1, 1]], "kernel_tiles": 2,
+                "kernel_repeats": 2},
+    "training": {"depth": 2, "base_filters": 4, "epochs": 1, "workers": [1]},
+    "evaluation": {"examples": 1, "max_scenes": 1},
 }
 
 
