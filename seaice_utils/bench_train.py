@@ -4,6 +4,7 @@
 
     python -m seaice_utils.bench_train pipeline --params quick --outputs /tmp/bench
     python -m seaice_utils.bench_train model --depth 5 --base-filters 16 --batch 32 --threads 1
+    python -m seaice_utils.bench_train ceiling --params quick --copies 2
     python -m seaice_utils.bench_train scaling --params quick --outputs /tmp/bench \\
         --workers 1,2 --global-batch 8 --epochs 4
 
@@ -12,6 +13,11 @@
   same process, data already in memory). Target: pipeline >= 5x training.
 * ``model``: training images/s of a U-Net on random tiles in memory (default: the paper's model,
   batch 32) with a given number of intra-op threads.
+* ``ceiling``: the machine's own limit for the scaling target: the ``model`` benchmark run alone,
+  then as N independent copies at the same time (no Horovod, no communication). Aggregate
+  images/s of the copies over the solo run is the best speedup any data-parallel training of that
+  model can reach here; on machines whose cores share their vector units (SMT siblings) it stays
+  near 1 however good the all-reduce is.
 * ``scaling``: the same training with 1 and N Horovod processes at the same *global* batch (batch
   per worker = global / N, learning rate not scaled, so the runs do the same arithmetic), one
   intra-op thread each; reports speedup and efficiency (steady state: median epoch after the first;
@@ -119,6 +125,33 @@ def bench_pipeline(params: dict, outputs_dir: str | os.PathLike, *, batch: int |
             "ratio_warm": pipe["warm_images_per_s"] / train["images_per_s"]}
 
 
+def bench_ceiling(*, copies: int = 2, **model_kw) -> dict[str, Any]:
+    """Solo vs ``copies`` concurrent independent runs of :func:`bench_model` (separate processes)."""
+    import subprocess
+    import tempfile
+
+    def cmd(out: str) -> list[str]:
+        c = [sys.executable, "-m", "seaice_utils.bench_train", "model", "--json", out]
+        for k, v in model_kw.items():
+            c += [f"--{k.replace('_', '-')}", str(v)]
+        return c
+
+    with tempfile.TemporaryDirectory() as tmp:
+        solo = os.path.join(tmp, "solo.json")
+        subprocess.run(cmd(solo), check=True, capture_output=True)
+        outs = [os.path.join(tmp, f"copy{i}.json") for i in range(copies)]
+        procs = [subprocess.Popen(cmd(o), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for o in outs]
+        if any(p.wait() for p in procs):
+            raise SystemExit("a concurrent copy of the model benchmark failed")
+        solo_ips = json.loads(Path(solo).read_text())["images_per_s"]
+        each = [json.loads(Path(o).read_text())["images_per_s"] for o in outs]
+    return {"benchmark": "ceiling", "copies": copies, "model": model_kw,
+            "solo_images_per_s": solo_ips, "each_images_per_s": each,
+            "aggregate_images_per_s": sum(each), "ceiling_speedup": sum(each) / solo_ips,
+            "ceiling_efficiency": sum(each) / solo_ips / copies}
+
+
 def bench_scaling(params: dict, outputs_dir: str | os.PathLike, *,
                   workers: Sequence[int] = (1, 2), global_batch: int = 8, epochs: int = 4,
                   echo: bool = False, **overrides) -> dict[str, Any]:
@@ -148,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m seaice_utils.bench_train",
                                  description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("pipeline", "scaling"):
+    for name in ("pipeline", "scaling", "ceiling"):
         s = sub.add_parser(name)
         s.add_argument("--params", default="quick")
         s.add_argument("--outputs", default="outputs")
@@ -163,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("--global-batch", type=int, default=8)
     sc.add_argument("--epochs", type=int, default=4)
     sc.add_argument("--threads", type=int, help="intra-op threads per worker (profile's)")
+    ce = sub.choices["ceiling"]
+    ce.add_argument("--copies", type=int, default=2)
     m = sub.add_parser("model")
     m.add_argument("--depth", type=int, default=5)
     m.add_argument("--base-filters", type=int, default=16)
@@ -173,7 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--threads", type=int, default=1)
     m.add_argument("--json")
     a = ap.parse_args(argv)
-    if a.cmd == "model":
+    if a.cmd == "ceiling":
+        params = load_params(a.params)
+        t = params["training"]
+        out = bench_ceiling(copies=a.copies, depth=a.depth or t["depth"],
+                            base_filters=a.base_filters or t["base_filters"],
+                            batch=max(1, 8 // a.copies), steps=20,
+                            threads=t["threads_per_worker"])
+    elif a.cmd == "model":
         out = bench_model(depth=a.depth, base_filters=a.base_filters, batch=a.batch,
                           steps=a.steps, tile=a.tile, channels=a.channels, threads=a.threads)
     else:
