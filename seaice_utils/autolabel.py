@@ -21,11 +21,13 @@ wins: water, then thin, then thick (thick has priority).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import cv2
 import numpy as np
 
-from .cloudfilter import FilterParams, levels_to_rgb, thin_cloud_shadow_filter
+from .cloudfilter import (_SMALL, FilterParams, _filter_fast, _mask255, _value, levels_to_rgb,
+                          thin_cloud_shadow_filter)
 from .errors import InputError
 from .scenes import check_rgb
 
@@ -135,20 +137,43 @@ def segment(rgb: np.ndarray, thresholds: Thresholds = Thresholds(), *,
     [[0, 1, 1, 2]]
     """
     check_rgb(rgb)
-    lut = thresholds.value_lut()
-    if lut is not None:
-        out = cv2.LUT(np.max(rgb, axis=2), lut) if rgb.size else np.empty(rgb.shape[:2], np.uint8)
+    if nodata is not None and nodata.shape != rgb.shape[:2]:
+        raise InputError(f"no-data mask shape {nodata.shape} does not match image {rgb.shape[:2]}")
+    lut = _value_lut(thresholds)
+    if lut is not None and rgb.shape[0] * rgb.shape[1] < _SMALL:
+        out = lut[np.max(rgb, axis=2)]
+    elif lut is not None:
+        out = cv2.LUT(_value(rgb), lut)
     else:
-        hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+        hsv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2HSV)
         out = np.full(rgb.shape[:2], NODATA, np.uint8)
         for cls in _PAINT_ORDER:
             r = thresholds.ranges()[cls]
             out[cv2.inRange(hsv, np.array(r.lower), np.array(r.upper)) > 0] = cls
-    if nodata is not None:
-        if nodata.shape != rgb.shape[:2]:
-            raise InputError(f"no-data mask shape {nodata.shape} does not match image {rgb.shape[:2]}")
-        out[nodata] = NODATA
-    return out
+    return _apply_nodata(out, nodata)
+
+
+@lru_cache(maxsize=64)
+def _value_lut(thresholds: Thresholds) -> np.ndarray | None:
+    lut = thresholds.value_lut()
+    if lut is not None:
+        lut.flags.writeable = False
+    return lut
+
+
+@lru_cache(maxsize=64)
+def _grey_lut(thresholds: Thresholds) -> np.ndarray:
+    """Class of every grey colour (v, v, v): what :func:`segment` gives on a filtered image."""
+    ramp = np.arange(256, dtype=np.uint8)[None, :]
+    lut = np.ascontiguousarray(segment(levels_to_rgb(ramp), thresholds)[0])
+    lut.flags.writeable = False
+    return lut
+
+
+def _apply_nodata(classes: np.ndarray, nodata: np.ndarray | None) -> np.ndarray:
+    if nodata is None:
+        return classes
+    return cv2.bitwise_or(classes, _mask255(nodata))  # 255 | c == 255
 
 
 def auto_label(rgb: np.ndarray, *, nodata: np.ndarray | None = None,
@@ -172,22 +197,60 @@ def auto_label(rgb: np.ndarray, *, nodata: np.ndarray | None = None,
     """
     if filter_params is None:
         return segment(rgb, thresholds, nodata=nodata), None
-    levels = thin_cloud_shadow_filter(rgb, filter_params, nodata=nodata)
-    return segment(levels_to_rgb(levels), thresholds, nodata=nodata), levels
+    if filter_params.apply_to == "scene":
+        # segment(levels_to_rgb(levels)) is a per-pixel function of the grey level: one LUT
+        check_rgb(rgb)
+        if nodata is not None and nodata.shape != rgb.shape[:2]:
+            raise InputError(f"no-data mask shape {nodata.shape} does not match image "
+                             f"{rgb.shape[:2]}")
+        levels, _ = _filter_fast(rgb, filter_params, nodata)
+    else:
+        levels = thin_cloud_shadow_filter(rgb, filter_params, nodata=nodata)
+    return _apply_nodata(cv2.LUT(levels, _grey_lut(thresholds)), nodata), levels
 
 
 def to_palette(classes: np.ndarray) -> np.ndarray:
     """Class map -> (H, W, 3) uint8 RGB in the paper's palette (no-data black)."""
     if classes.dtype != np.uint8 or classes.ndim != 2:
         raise InputError(f"class map must be a 2-D uint8 array (got {classes.dtype} {classes.shape})")
-    lut = np.zeros((256, 3), np.uint8)
-    for cls, rgb in PALETTE.items():
-        lut[cls] = rgb
-    bad = ~np.isin(classes, list(PALETTE))
-    if bad.any():
+    classes = np.ascontiguousarray(classes)
+    if classes.size < _SMALL:
+        invalid = bool(_NOT_A_CLASS[classes].any())
+    else:
+        invalid = cv2.countNonZero(cv2.LUT(classes, _NOT_A_CLASS)) > 0
+    if invalid:
+        bad = ~np.isin(classes, list(PALETTE))
         raise InputError(f"class map holds values other than 0, 1, 2, 255: "
                          f"{sorted(np.unique(classes[bad]).tolist())[:5]}")
-    return lut[classes]
+    return _palette_unchecked(classes)
+
+
+def _palette_unchecked(classes: np.ndarray) -> np.ndarray:
+    """:func:`to_palette` of a valid, contiguous class map (no checks)."""
+    if classes.size < _SMALL:
+        return _PALETTE_LUT[classes]
+    # every palette channel is 0 or 255: each channel is an OR of "class == c" masks
+    return cv2.merge([_channel_masks(classes, ch) for ch in range(3)])
+
+
+_PALETTE_LUT = np.zeros((256, 3), np.uint8)
+for _c, _rgb in PALETTE.items():
+    _PALETTE_LUT[_c] = _rgb
+del _c, _rgb
+
+
+_NOT_A_CLASS = np.ones(256, np.uint8)
+_NOT_A_CLASS[list(PALETTE)] = 0
+assert all(v in (0, 255) for rgb in PALETTE.values() for v in rgb)
+
+
+def _channel_masks(classes: np.ndarray, ch: int) -> np.ndarray:
+    out = None
+    for cls, rgb in PALETTE.items():
+        if rgb[ch]:
+            m = cv2.compare(classes, cls, cv2.CMP_EQ)
+            out = m if out is None else cv2.bitwise_or(out, m)
+    return out if out is not None else np.zeros_like(classes)
 
 
 def from_palette(rgb: np.ndarray, *, tolerance: int = 60) -> np.ndarray:
@@ -215,7 +278,15 @@ def from_palette(rgb: np.ndarray, *, tolerance: int = 60) -> np.ndarray:
 
 def class_fractions(classes: np.ndarray) -> dict[str, float]:
     """Fraction of valid (non-255) pixels in each class, keyed by class name."""
-    valid = classes != NODATA
-    n = int(valid.sum())
-    return {name: (float((classes == c).sum()) / n if n else float("nan"))
-            for c, name in CLASS_NAMES.items()}
+    if classes.dtype != np.uint8 or classes.ndim != 2 or classes.size < _SMALL:
+        valid = classes != NODATA
+        n = int(valid.sum())
+        return {name: (float((classes == c).sum()) / n if n else float("nan"))
+                for c, name in CLASS_NAMES.items()}
+    classes = np.ascontiguousarray(classes)
+
+    def count(c: int) -> int:
+        return cv2.countNonZero(cv2.compare(classes, c, cv2.CMP_EQ))
+
+    n = classes.size - count(NODATA)
+    return {name: (float(count(c)) / n if n else float("nan")) for c, name in CLASS_NAMES.items()}
