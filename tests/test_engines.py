@@ -240,3 +240,29 @@ def test_sidecar_records_input_and_fractions(tile_folder, tmp_path):
         assert abs(sum(disk["class_fractions"].values()) - 1) < 1e-9
         fractions.append(disk["nodata_fraction"])
     assert any(0 < f < 1 for f in fractions)
+
+
+def test_bench_tables_on_a_tiny_tile_set(tmp_path):
+    from seaice_utils import bench
+
+    files = bench.paper_tiles(tmp_path / "b", n_scenes=1, size=512, progress=False)
+    assert [f.name for f in files] == [f"synth_0000_{r:04d}_{c:04d}.png"
+                                       for r in (0, 256) for c in (0, 256)]
+    mtime = files[0].stat().st_mtime_ns
+    assert bench.paper_tiles(tmp_path / "b", n_scenes=1, size=512, progress=False) == files
+    assert files[0].stat().st_mtime_ns == mtime          # resumed, not rewritten
+    per_tile = bench.kernel_timings(bench.sample_scenes(files, 2), repeats=2)
+    k = bench.summarise_kernels(per_tile).set_index("kernel")
+    assert k.loc["segmentation", "tiles"] == 2 and k["identical"].all()
+    assert (k["reference_ms"] > 0).all() and (k["speedup"] > 0).all()
+    t1 = bench.table1_multiprocessing(files, tmp_path / "w", LabelOptions(), processes=[1, 2])
+    assert t1["processes"].tolist() == [1, 2] and (t1["failed"] == 0).all()
+    assert t1["oversubscribed"].tolist() == [1 > os.cpu_count(), 2 > os.cpu_count()]
+    assert (t1["speedup"] * t1["parallel_s"] - t1["sequential_s"]).abs().max() < 1e-9
+    e2e = bench.e2e_benchmark(files, tmp_path / "e", LabelOptions(), workers=2)
+    assert e2e["engine"].tolist() == ["reference", "sequential", "multiprocessing",
+                                      "multiprocessing"]
+    assert (e2e["labelled"] == 4).all() and e2e["speedup_vs_reference"].iloc[0] == 1
+    fig = bench.speedup_figure(t1["processes"], {"run": t1["speedup"]}, xlabel="p", title="t",
+                               cores=1, reference={"paper": ([1, 2], [1, 2])})
+    assert len(fig.axes[0].lines) >= 3
