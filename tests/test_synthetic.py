@@ -250,3 +250,17 @@ def test_bad_seed_raises(seed):
 def test_options_are_keyword_only():
     with pytest.raises(TypeError):
         synthesize_scene(0, 64)  # type: ignore[misc]
+
+
+def test_agreement_table_rows_and_mean():
+    from seaice_utils.synthetic import agreement_table
+
+    rows = agreement_table(range(2), size=256)
+    assert [r["seed"] for r in rows] == [0, 1, "mean"]
+    for r in rows:
+        for k in ("clear_no_filter", "clear_filter", "cloudy_no_filter", "cloudy_filter"):
+            assert 0.5 < r[k] <= 1.0
+    assert rows[-1]["clear_no_filter"] == pytest.approx(
+        (rows[0]["clear_no_filter"] + rows[1]["clear_no_filter"]) / 2)
+    # clouds hurt the plain thresholds
+    assert rows[-1]["cloudy_no_filter"] < rows[-1]["clear_no_filter"]
