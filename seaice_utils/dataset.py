@@ -17,7 +17,6 @@ half-written scene behind.
 from __future__ import annotations
 
 import csv
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,15 +136,9 @@ def ensure_synthetic_dataset(root: str | os.PathLike, params: dict, *,
 
 def write_catalogue(root: str | os.PathLike, rows: Iterable[dict]) -> None:
     """Write ``catalogue.csv`` (atomically) from dict rows; columns in first-seen order."""
-    rows = list(rows)
-    cols: list[str] = []
-    for r in rows:
-        cols += [k for k in r if k not in cols]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols)
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_bytes(Path(root) / CATALOGUE, buf.getvalue().encode())
+    from .report import write_rows_csv
+
+    write_rows_csv(Path(root) / CATALOGUE, rows)
 
 
 def read_catalogue(root: str | os.PathLike) -> list[SceneRecord]:

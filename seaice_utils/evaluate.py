@@ -43,6 +43,7 @@ import numpy as np
 
 from .autolabel import CLASS_NAMES, NODATA
 from .errors import InputError
+from .metrics import report_from_counts
 
 __all__ = ["PROJECT_ROOT", "MODEL_NAMES", "CONDITIONS", "PAPER_TABLE4", "PAPER_TABLE5",
            "PAPER_AUTOLABEL_SSIM", "PAPER_SPEEDUPS", "ModelsMissing", "ModelEntry", "EvalModels",
@@ -428,46 +429,6 @@ def tile_confusions(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
     tile = np.broadcast_to(np.arange(n)[:, None, None], pred.shape)
     idx = (tile * N_CLASSES * N_CLASSES + p * N_CLASSES + r)[valid]
     return np.bincount(idx, minlength=n * N_CLASSES ** 2).reshape(n, N_CLASSES, N_CLASSES)
-
-
-def report_from_counts(counts: np.ndarray) -> dict:
-    """:func:`seaice_utils.metrics.classification_report` computed from confusion counts.
-
-    Same keys and definitions (``tests/test_evaluate.py`` checks equality): accuracy, n_pixels,
-    per_class, macro (mean over classes present in the reference), weighted (by reference
-    pixels), confusion.
-    """
-    c = np.asarray(counts, np.int64)
-    tp = np.diag(c).astype(float)
-    predicted = c.sum(axis=1).astype(float)
-    support = c.sum(axis=0).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(predicted > 0, tp / predicted, 0.0)
-        recall = np.where(support > 0, tp / support, np.nan)
-        f1 = np.where(precision + np.nan_to_num(recall) > 0,
-                      2 * precision * recall / (precision + recall), 0.0)
-        union = predicted + support - tp
-        iou = np.where(union > 0, tp / union, np.nan)
-    present = support > 0
-    total = support.sum()
-    vals = {"precision": precision, "recall": recall, "f1": f1, "iou": iou}
-
-    def avg(v: np.ndarray, weighted: bool) -> float:
-        if not present.any():
-            return float("nan")
-        if weighted:
-            return float((v[present] * support[present]).sum() / total)
-        return float(v[present].mean())
-
-    return {"accuracy": float(tp.sum() / total) if total else float("nan"),
-            "n_pixels": int(total),
-            "per_class": {CLASS_NAMES[k]: {"precision": float(precision[k]),
-                                           "recall": float(recall[k]), "f1": float(f1[k]),
-                                           "iou": float(iou[k]), "support": int(support[k])}
-                          for k in range(N_CLASSES)},
-            "macro": {k: avg(v, False) for k, v in vals.items()},
-            "weighted": {k: avg(v, True) for k, v in vals.items()},
-            "confusion": c.tolist()}
 
 
 def metrics_row(report: Mapping) -> dict[str, float]:

@@ -15,7 +15,7 @@ from .autolabel import CLASS_NAMES, NODATA
 from .errors import InputError
 
 __all__ = ["valid_mask", "confusion_counts", "confusion_percent", "pixel_accuracy",
-           "classification_report", "label_ssim"]
+           "classification_report", "report_from_counts", "label_ssim"]
 
 N_CLASSES = 3
 
@@ -73,7 +73,13 @@ def classification_report(pred: np.ndarray, ref: np.ndarray) -> dict:
         ``macro`` and ``weighted`` {precision, recall, f1, iou}, ``confusion`` (counts, list of
         lists, paper orientation).
     """
-    c = confusion_counts(pred, ref)
+    return report_from_counts(confusion_counts(pred, ref))
+
+
+def report_from_counts(counts: np.ndarray) -> dict:
+    """:func:`classification_report` from confusion counts (paper orientation), e.g. summed
+    over many tiles."""
+    c = np.asarray(counts, np.int64)
     tp = np.diag(c).astype(float)
     predicted = c.sum(axis=1).astype(float)
     support = c.sum(axis=0).astype(float)

@@ -13,7 +13,7 @@ from typing import Any
 
 from .scenes import atomic_write_bytes
 
-__all__ = ["tables_dir", "figures_dir", "save_table", "save_figure", "record"]
+__all__ = ["tables_dir", "figures_dir", "save_table", "save_figure", "record", "write_rows_csv"]
 
 
 def tables_dir(outputs: str | os.PathLike) -> Path:
@@ -50,3 +50,19 @@ def record(outputs: str | os.PathLike, key: str, value: Any) -> None:
     """
     atomic_write_bytes(Path(outputs) / "records" / f"{key}.json",
                        (json.dumps(value, indent=2, default=str) + "\n").encode())
+
+
+def write_rows_csv(path: str | os.PathLike, rows) -> None:
+    """Write dict rows as CSV, atomically; columns in first-seen order."""
+    import csv
+    import io
+
+    rows = list(rows)
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode())

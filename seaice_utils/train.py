@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -197,14 +196,9 @@ def read_history(run_dir: str | os.PathLike) -> list[dict[str, float]]:
 
 
 def _write_history(run_dir: Path, rows: list[dict]) -> None:
-    cols: list[str] = []
-    for r in rows:
-        cols += [k for k in r if k not in cols]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols)
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_bytes(run_dir / "history.csv", buf.getvalue().encode())
+    from .report import write_rows_csv
+
+    write_rows_csv(run_dir / "history.csv", rows)
 
 
 # --------------------------------------------------------------------------------------------
