@@ -738,8 +738,8 @@ def tuned_params_path(params: dict, params_file: str | os.PathLike | None = None
 
     >>> from seaice_utils.params import defaults
     >>> p = defaults(); p["tuning"]["write_params"] = "tuned.yml"
-    >>> tuned_params_path(p, "/work/params/quick.yml").as_posix()
-    '/work/params/tuned.yml'
+    >>> tuned_params_path(p, "/data/project/params/quick.yml").as_posix()
+    '/data/project/params/tuned.yml'
     """
     target = params["tuning"]["write_params"]
     if not target:
