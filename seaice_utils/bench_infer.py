@@ -13,13 +13,17 @@ weights). The scene has 64 tiles of 256 px.
 * **one by one** — what the published workflow did: for each of the 64 tiles,
   ``model.predict(tile[None])`` (Keras' ``predict`` for every tile, argmax, paste into the map).
 * **batched** — :func:`seaice_utils.infer.predict_scene` with ``overlap=0``: the tiles go in
-  batches through one compiled ``tf.function`` (no per-call overhead of ``Model.predict``),
-  probabilities are stitched in row bands. Also timed with the default overlap (32 px, blended),
-  which predicts more windows (81 instead of 64) and removes tile seams.
+  batches through the model, probabilities are stitched in row bands. Timed for each runtime of
+  :func:`seaice_utils.infer.make_predict_fn`: ``tensorflow`` (one compiled ``tf.function``, no
+  per-call overhead of ``Model.predict``) and ``tflite`` (the model converted to TensorFlow Lite,
+  float32, run by XNNPACK; the default on a machine without a GPU). The one-time conversion is
+  timed apart, like the tracing of the ``tf.function``. Also timed with the default overlap
+  (32 px, blended), which predicts more windows (81 instead of 64) and removes tile seams.
 
-The figure quoted is ``one-by-one seconds / batched seconds`` for the best batch size, median
-of ``--repeats`` runs after one warm-up. Both class maps are compared (they must agree on all but
-a handful of pixels: float summation order differs between batch sizes).
+The figure quoted is ``one-by-one seconds / batched seconds`` for the best runtime and batch
+size, median of ``--repeats`` runs after one warm-up. Every class map is compared with the
+one-by-one map (they must agree on all but a handful of pixels: float summation order differs
+between batch sizes and runtimes).
 """
 
 from __future__ import annotations
@@ -62,7 +66,8 @@ def _median_time(fn, repeats: int) -> tuple[float, list[float], Any]:
 def bench(*, size: int = 2048, depth: int = 5, base_filters: int = 16,
           model_path: str | None = None,
           batch_sizes: Sequence[int] = (2, 4, 8), overlap: int = 32, repeats: int = 3,
-          seed: int = 0, threads: int | None = None) -> dict[str, Any]:
+          seed: int = 0, threads: int | None = None,
+          runtimes: Sequence[str] = ("tensorflow", "tflite")) -> dict[str, Any]:
     """Time one-by-one and batched prediction of one scene; return the figures (see module doc)."""
     import tensorflow as tf
 
@@ -92,21 +97,29 @@ def bench(*, size: int = 2048, depth: int = 5, base_filters: int = 16,
                            "gpu": bool(tf.config.list_physical_devices("GPU")), "repeats": repeats}
     t_one, times_one, ref = _median_time(lambda: one_by_one(model, x, tile=tile), repeats)
     out["one_by_one_s"], out["one_by_one_runs"] = t_one, times_one
-    predict = make_predict_fn(model)
     out["batched"] = []
-    for b in batch_sizes:
-        t_b, times_b, got = _median_time(lambda: predict_scene(predict, x, tile=tile, overlap=0,
-                                                               batch_size=b), repeats)
-        out["batched"].append({"batch_size": b, "overlap": 0, "seconds": t_b, "runs": times_b,
-                               "speedup": t_one / t_b,
-                               "pixels_differing": int((got != ref).sum())})
+    for rt in runtimes:
+        for b in batch_sizes:
+            t0 = time.perf_counter()
+            predict = make_predict_fn(model, runtime=rt, batch_size=b, threads=threads)
+            prep = time.perf_counter() - t0
+            t_b, times_b, got = _median_time(lambda: predict_scene(
+                predict, x, tile=tile, overlap=0, batch_size=b), repeats)
+            out["batched"].append({"runtime": rt, "batch_size": b, "overlap": 0,
+                                   "seconds": t_b, "runs": times_b, "speedup": t_one / t_b,
+                                   "conversion_s": prep if rt == "tflite" else 0.0,
+                                   "pixels_differing": int((got != ref).sum())})
     best = min(out["batched"], key=lambda r: r["seconds"])
     if overlap:
+        predict = make_predict_fn(model, runtime=best["runtime"], batch_size=best["batch_size"],
+                                  threads=threads)
         t_o, times_o, _ = _median_time(lambda: predict_scene(
             predict, x, tile=tile, overlap=overlap, batch_size=best["batch_size"]), repeats)
-        out["overlap"] = {"batch_size": best["batch_size"], "overlap": overlap, "seconds": t_o,
-                          "runs": times_o, "speedup": t_one / t_o}
+        out["overlap"] = {"runtime": best["runtime"], "batch_size": best["batch_size"],
+                          "overlap": overlap, "seconds": t_o, "runs": times_o,
+                          "speedup": t_one / t_o}
     out["best_batch_size"] = best["batch_size"]
+    out["best_runtime"] = best["runtime"]
     out["speedup"] = best["speedup"]
     return out
 
@@ -126,22 +139,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overlap", type=int, default=32, help="also time blended prediction")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, help="TensorFlow intra-op threads")
+    ap.add_argument("--runtimes", default="tensorflow,tflite",
+                    help="comma-separated runtimes of the batched path (tensorflow, tflite)")
     ap.add_argument("--json", help="write the figures to this JSON file")
     a = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     r = bench(size=a.size, depth=a.depth, base_filters=a.base_filters, model_path=a.model,
-              batch_sizes=a.batch_sizes, overlap=a.overlap, repeats=a.repeats, threads=a.threads)
+              batch_sizes=a.batch_sizes, overlap=a.overlap, repeats=a.repeats, threads=a.threads,
+              runtimes=[v.strip() for v in a.runtimes.split(",") if v.strip()])
     print(f"{r['model']}, {r['scene_px']} px scene = {r['tiles']} tiles, "
           f"{r['cpu_count']} CPUs, GPU: {r['gpu']}")
     print(f"  one by one (model.predict per tile): {r['one_by_one_s']:.2f} s")
     for b in r["batched"]:
-        print(f"  batched, batch {b['batch_size']:>3}:                {b['seconds']:.2f} s  "
-              f"x{b['speedup']:.2f}  ({b['pixels_differing']} px differ)")
+        conv = f", conversion {b['conversion_s']:.1f} s once" if b["conversion_s"] else ""
+        print(f"  batched, {b['runtime']:<10} batch {b['batch_size']:>3}: {b['seconds']:.2f} s  "
+              f"x{b['speedup']:.2f}  ({b['pixels_differing']} px differ{conv})")
     if "overlap" in r:
         o = r["overlap"]
-        print(f"  batched + {o['overlap']} px overlap, blended:     {o['seconds']:.2f} s  "
-              f"x{o['speedup']:.2f}")
-    print(f"speedup of batched prediction: x{r['speedup']:.2f} (batch {r['best_batch_size']})")
+        print(f"  batched, {o['runtime']:<10} + {o['overlap']} px overlap, blended: "
+              f"{o['seconds']:.2f} s  x{o['speedup']:.2f}")
+    print(f"speedup of batched prediction: x{r['speedup']:.2f} ({r['best_runtime']}, batch "
+          f"{r['best_batch_size']})")
     if a.json:
         from .scenes import write_json
 

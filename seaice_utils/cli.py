@@ -12,7 +12,8 @@
                  [--hosts H] [--epochs N] [--mixed-precision] [--xla]
                  (also: horovodrun --gloo -np N -H localhost:N seaice train --params FILE)
     seaice predict MODEL INPUT OUTPUT [--params FILE] [--input filtered|grey|rgb] [--no-filter]
-                 [--overlap PX] [--batch-size N] [--engine {sequential,multiprocessing,spark}]
+                 [--overlap PX] [--batch-size N] [--runtime auto|tensorflow|tflite]
+                 [--engine {sequential,multiprocessing,spark}]
                  [--workers N] [--bands R,G,B] [--pixel-size M] [--resume]
     seaice params FILE            validate a profile and print it with defaults filled in
 
@@ -152,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--blend", choices=("linear", "cosine", "none"))
     pr.add_argument("--batch-size", type=int, help="windows per model call (default: "
                     "inference.batch_size)")
+    pr.add_argument("--runtime", choices=("auto", "tensorflow", "tflite"),
+                    help="model runtime (default: inference.runtime, auto: TensorFlow Lite on a "
+                    "CPU-only machine, TensorFlow with a GPU)")
     pr.add_argument("--bands", type=_bands, help="1-based file bands of red,green,blue (e.g. "
                     "4,3,2 for a B1..B12 stack)")
     pr.add_argument("--nodata", type=float, help="fill value marking no-data (default 0)")
@@ -317,7 +321,8 @@ def _cmd_predict(a) -> int:
     opts = predict_options(
         params, input=a.input_kind, apply_filter=False if a.no_filter else (True if a.filter
                                                                             else None),
-        overlap=a.overlap, blend=a.blend, batch_size=a.batch_size, bands=a.bands,
+        overlap=a.overlap, blend=a.blend, batch_size=a.batch_size, runtime=a.runtime,
+        bands=a.bands,
         nodata=a.nodata, pixel_size_m=a.pixel_size, geotiff=False if a.no_geotiff else None,
         stretch=Stretch(scale=a.scale, offset=a.offset, reflectance_max=a.reflectance_max))
     engine = a.engine or inf["engine"]

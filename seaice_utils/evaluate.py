@@ -933,7 +933,8 @@ def scene_inference(model, settings, records: Sequence, params: dict, *,
 
     inf = params["inference"]
     overlaps = list(overlaps) if overlaps is not None else sorted({0, inf["overlap"]})
-    predict = make_predict_fn(model)
+    predict = make_predict_fn(model, runtime=inf.get("runtime", "auto"),
+                              batch_size=inf["batch_size"])
     rows, areas, maps = [], [], {}
     for rec in records:
         sc = load_scene(rec)

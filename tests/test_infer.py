@@ -317,6 +317,41 @@ def test_batched_keras_prediction_equals_per_tile_predict_classes(tiny_model):
     np.testing.assert_array_equal(infer.predict_tiles(model, tiles, batch_size=3), ref)
 
 
+def test_tflite_runtime_matches_tensorflow_and_pads_short_batches(tiny_model):
+    model, _ = infer.load_model(tiny_model)
+    tiles = np.stack([smooth_image((256, 256), seed=s) for s in range(5)])[..., None]
+    x = tiles.astype(np.float32) / 255.0
+    tf_fn = infer.make_predict_fn(model, runtime="tensorflow")
+    lite = infer.make_predict_fn(model, runtime="tflite", batch_size=3, threads=1)
+    assert lite.runtime == "tflite" and tf_fn.runtime == "tensorflow"
+    assert infer.make_predict_fn(model, runtime="tflite", batch_size=3, threads=1) is lite
+    ref = tf_fn(x)
+    got = lite(x)                                 # 5 windows: one full batch, one padded
+    assert got.shape == ref.shape == (5, 256, 256, 3)
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+    np.testing.assert_allclose(lite(x[:1]), ref[:1], atol=1e-5)
+    a = infer.predict_scene(lite, tiles[0, ..., 0], overlap=0, batch_size=3)
+    b = infer.predict_scene(tf_fn, tiles[0, ..., 0], overlap=0, batch_size=3)
+    assert (a != b).mean() < 1e-4
+    with pytest.raises(InputError, match="windows of shape"):
+        lite(x[:, :128, :128])
+
+
+def test_auto_runtime_and_bad_runtime(tiny_model):
+    import tensorflow as tf
+
+    model, _ = infer.load_model(tiny_model)
+    want = "tensorflow" if tf.config.list_physical_devices("GPU") else "tflite"
+    assert infer.resolve_runtime(model, "auto") == want
+    assert infer.resolve_runtime(model, "tensorflow") == "tensorflow"
+    with pytest.raises(InputError, match="runtime must be one of"):
+        infer.make_predict_fn(model, runtime="onnx")
+    with pytest.raises(InputError, match="batch_size"):
+        infer.make_predict_fn(model, runtime="tflite", batch_size=0)
+    with pytest.raises(InputError, match="runtime must be one of"):
+        infer.PredictOptions(runtime="onnx")
+
+
 def test_predict_files_geotiff_summary_and_resume(tiny_model, scenes, tmp_path):
     import rasterio
 
@@ -364,6 +399,11 @@ def test_cli_predict(tiny_model, scenes, tmp_path, capsys):
     assert rc == 0
     meta = json.loads((tmp_path / "o" / "plain.json").read_text())
     assert meta["filter_applied"] is False and meta["options"]["overlap"] == 0
+    assert meta["options"]["runtime"] == "auto"
+    assert main(["predict", str(tiny_model), str(d / "plain.png"), str(tmp_path / "o1"),
+                 "--runtime", "tensorflow", "--no-progress"]) == 0
+    meta1 = json.loads((tmp_path / "o1" / "plain.json").read_text())
+    assert meta1["options"]["runtime"] == "tensorflow"
     assert "1 predicted" in capsys.readouterr().out
     assert main(["predict", str(tmp_path / "nope.keras"), str(d), str(tmp_path / "o2"),
                  "--no-progress"]) == 2
