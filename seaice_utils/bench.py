@@ -7,6 +7,7 @@ Run from the command line (each subcommand prints a table and writes CSV and JSO
     python -m seaice_utils.bench e2e     --root DIR [--workers 2] [--no-filter] [--limit N]
     python -m seaice_utils.bench spark   --root DIR [--workers 2] [--spark-output executors]
     python -m seaice_utils.bench all     --root DIR          # all of the above (the default)
+    python -m seaice_utils.bench all     --root DIR --scratch /dev/shm/seaice-bench
 
 ``--root`` is the benchmark folder: the paper-scale synthetic dataset (66 scenes of 2048 px,
 :func:`seaice_utils.dataset.ensure_synthetic_dataset`) is generated there on first use and cut
@@ -30,8 +31,13 @@ What is compared
     ``multiprocessing`` with N workers and ``spark`` with ``local[N]`` on the same tiles, side by
     side; Spark's session start-up and worker warm-up are timed apart and excluded.
 
-Every job writes into a fresh output folder (no resume effects). Timings on a shared machine are
-indicative only; rerun on a quiet one.
+Every job writes into a fresh output folder (no resume effects) under ``<root>/runs``, or under
+``--scratch DIR``. Each job writes about 12,700 small files (labels, classes, sidecars); on a
+virtual disk whose write rate is throttled after a burst, the later jobs of a session get slower
+than the earlier ones (measured: the same multiprocessing-2 job took 9.2 s early and 15-17 s
+after some twenty jobs, but 10.3 s with ``--scratch /dev/shm/...``), which distorts side-by-side
+ratios. ``--scratch`` on a RAM folder takes the disk out of the comparison. Timings on a shared
+machine are indicative only; rerun on a quiet one.
 """
 
 from __future__ import annotations
@@ -616,9 +622,14 @@ def _cmd_dataset(a) -> None:
     print(f"{len(files)} tiles under {Path(a.root) / 'tiles' / 'rgb'}")
 
 
+def _runs(a) -> Path:
+    """Where the timed jobs write their label files (``--scratch`` or ``<root>/runs``)."""
+    return Path(a.scratch) if a.scratch else Path(a.root) / "runs"
+
+
 def _cmd_e2e(a) -> None:
     files = _files(a)
-    df = e2e_benchmark(files, Path(a.root) / "runs", _opts(a.no_filter), workers=a.workers,
+    df = e2e_benchmark(files, _runs(a), _opts(a.no_filter), workers=a.workers,
                        repeats=a.repeats, progress=not a.no_progress)
     _print(f"end to end, {len(files)} tiles, {'no filter' if a.no_filter else 'filter'}", df)
     _save(df, a.out, "e2e" + ("_nofilter" if a.no_filter else ""),
@@ -627,7 +638,7 @@ def _cmd_e2e(a) -> None:
 
 def _cmd_spark(a) -> None:
     files = _files(a)
-    df = spark_benchmark(files, Path(a.root) / "runs", _opts(a.no_filter), workers=a.workers,
+    df = spark_benchmark(files, _runs(a), _opts(a.no_filter), workers=a.workers,
                          output=a.spark_output, batch_size=a.batch_size, repeats=a.repeats,
                          progress=not a.no_progress)
     _print(f"spark vs multiprocessing, {len(files)} tiles", df)
@@ -639,6 +650,10 @@ def _add_common(p: argparse.ArgumentParser, *, repeats: int = 1) -> None:
     p.add_argument("--root", default="outputs/bench",
                    help="benchmark folder: dataset, tiles, runs, results (outputs/bench)")
     p.add_argument("--out", type=Path, help="results folder (<root>/results)")
+    p.add_argument("--scratch", type=Path,
+                   help="where the timed jobs write their label files (<root>/runs); a RAM "
+                   "folder such as /dev/shm/seaice-bench keeps a throttled disk out of the "
+                   "engine comparison")
     p.add_argument("--scenes", type=int, default=66, help="paper-scale scenes (66)")
     p.add_argument("--size", type=int, default=2048, help="scene side in px (2048)")
     p.add_argument("--limit", type=int, help="use only the first N tiles")

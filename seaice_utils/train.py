@@ -67,7 +67,8 @@ __all__ = ["TrainingFailed", "prepare_training_data", "training_settings", "fing
 FAIL_MARK = "seaice-train-failure"
 #: Test hook: ``SEAICE_TRAIN_FAIL="R:E"`` makes rank R raise at the start of epoch E (0-based).
 FAIL_ENV = "SEAICE_TRAIN_FAIL"
-_NOT_FINGERPRINTED = ("verbose", "model_path", "run_dir", "run_name", "epochs", "fingerprint")
+_NOT_FINGERPRINTED = ("verbose", "model_path", "run_dir", "run_name", "epochs", "fingerprint",
+                      "pin_cores", "cycle_time_ms")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -165,8 +166,9 @@ def training_settings(params: dict, data: dict, *, labels: str = "auto", workers
          "split_by": data["split"]["by"], "model": cfg.to_dict(), "batch_size": t["batch_size"],
          "epochs": t["epochs"], "learning_rate": t["learning_rate"], "scale_lr": t["scale_lr"],
          "seed": g["seed"], "workers": workers, "threads_per_worker": t["threads_per_worker"],
-         "inter_op_threads": t["inter_op_threads"], "mixed_precision": t["mixed_precision"],
-         "xla": t["xla"], "cache": t["cache"], "shuffle_buffer": t["shuffle_buffer"],
+         "inter_op_threads": t["inter_op_threads"], "pin_cores": t["pin_cores"],
+         "cycle_time_ms": t["cycle_time_ms"],
+         "mixed_precision": t["mixed_precision"], "xla": t["xla"], "cache": t["cache"], "shuffle_buffer": t["shuffle_buffer"],
          "validate": True, "verbose": g["progress"],
          "model_path": str(run_dir / "model.keras")}
     unknown = set(overrides) - set(s)
@@ -279,6 +281,31 @@ def _init_horovod(force: bool | None = None):
 _CONFIGURED: dict[str, str] = {}
 
 
+def pin_cores(local_rank: int, threads: int) -> list[int] | None:
+    """Pin this process (all its threads, and the threads they start later) to ``threads`` cores
+    of its own: local rank ``r`` gets the ``r``-th group of ``threads`` cores among those it may
+    use. Returns the cores, or None (nothing changed) when ``threads`` is 0, the platform cannot
+    pin, or the machine has too few cores for every local rank to get its own.
+
+    TensorFlow with one intra-op thread still runs kernels on more than one thread (the caller
+    and the pool); unpinned, two such processes on two cores contend for the same cores, and a
+    single process borrows the second core, so "1 process x 1 thread" is not one core's work.
+    """
+    if not threads or threads < 1 or not hasattr(os, "sched_setaffinity"):
+        return None
+    avail = sorted(os.sched_getaffinity(0))
+    lo = int(local_rank) * int(threads)
+    if lo + threads > len(avail):
+        return None
+    cores = set(avail[lo:lo + threads])
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), cores)
+        except OSError:       # a thread that ended meanwhile
+            pass
+    return sorted(cores)
+
+
 def _configure_tf(settings: dict, hv) -> str:
     """Threads, GPU pinning, precision policy, XLA; returns a description of the device.
 
@@ -298,7 +325,7 @@ def _configure_tf(settings: dict, hv) -> str:
     except RuntimeError:  # TensorFlow already running in this process (e.g. a notebook kernel)
         pass
     gpus = tf.config.list_physical_devices("GPU")
-    device = "cpu"
+    device = f"cpu (pinned to cores {_CONFIGURED['cores']})" if "cores" in _CONFIGURED else "cpu"
     if gpus:
         gpu = gpus[hv.local_rank() % len(gpus)]
         try:
@@ -623,6 +650,22 @@ def prepare_run_dir(settings: dict) -> dict | None:
     return None
 
 
+def launch_env(settings: dict, env: dict | None = None) -> dict[str, str]:
+    """Environment of the launched workers: this one, plus quiet TensorFlow, the project on
+    ``PYTHONPATH``, ``OMP_NUM_THREADS`` = threads per worker, ``HOROVOD_CYCLE_TIME`` from
+    ``cycle_time_ms`` (unless already set), then ``env``."""
+    threads = str(settings.get("threads_per_worker") or "")
+    penv = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT),
+                                                        os.environ.get("PYTHONPATH")])),
+            **({"OMP_NUM_THREADS": threads} if threads else {})}
+    cycle = settings.get("cycle_time_ms")
+    if cycle and "HOROVOD_CYCLE_TIME" not in penv:
+        penv["HOROVOD_CYCLE_TIME"] = f"{float(cycle):g}"
+    penv.update(env or {})
+    return penv
+
+
 def launch(settings: dict, *, hosts: str | None = None, launcher: str = "auto",
            timeout: float | None = None, echo: bool = False,
            env: dict[str, str] | None = None) -> dict:
@@ -673,11 +716,7 @@ def launch(settings: dict, *, hosts: str | None = None, launcher: str = "auto",
         cmd = [hr, "--gloo", "-np", str(n), "-H", hosts or f"localhost:{n}", *worker]
     else:
         cmd = worker
-    threads = str(settings["threads_per_worker"] or "")
-    penv = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT),
-                                                        os.environ.get("PYTHONPATH")])),
-            **({"OMP_NUM_THREADS": threads} if threads else {}), **(env or {})}
+    penv = launch_env(settings, env)
     log_path = run_dir / "launch.log"
     t0 = time.perf_counter()
     lines: list[str] = []
@@ -1067,6 +1106,13 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     settings = json.loads(Path(a.settings).read_text())
     hv = _init_horovod()
+    if settings.get("pin_cores", True) and not os.environ.get("SEAICE_NO_PIN"):
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            cores = pin_cores(hv.local_rank(), int(settings.get("threads_per_worker") or 0))
+            if cores is not None:
+                _CONFIGURED["cores"] = ",".join(map(str, cores))
     _configure_tf(settings, hv)
     return _worker_entry([settings] if hv.rank() == 0 else None, hv)
 

@@ -3,6 +3,7 @@ single-process training run with resume. The Horovod runs are in test_horovod.py
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -284,3 +285,54 @@ def test_single_process_training_learns_and_resumes(tiles, tmp_path):
     json.loads((tmp_path / "run" / "result.json").read_text())
     again = launch(s)
     assert again["skipped"] is True and again["history"] == res["history"]
+
+
+def test_launch_env_sets_threads_and_horovod_cycle(monkeypatch):
+    from seaice_utils.train import launch_env
+
+    monkeypatch.delenv("HOROVOD_CYCLE_TIME", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    e = launch_env({"threads_per_worker": 1, "cycle_time_ms": 10})
+    assert e["OMP_NUM_THREADS"] == "1" and e["HOROVOD_CYCLE_TIME"] == "10"
+    assert "HOROVOD_CYCLE_TIME" not in launch_env({"threads_per_worker": 0, "cycle_time_ms": 0})
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert "OMP_NUM_THREADS" not in launch_env({"threads_per_worker": 0})
+    monkeypatch.setenv("HOROVOD_CYCLE_TIME", "2.5")       # the user's setting wins
+    assert launch_env({"cycle_time_ms": 10})["HOROVOD_CYCLE_TIME"] == "2.5"
+    assert launch_env({"cycle_time_ms": 10}, {"HOROVOD_CYCLE_TIME": "1"})["HOROVOD_CYCLE_TIME"] == "1"
+
+
+_PIN = ("import os, json; from seaice_utils.train import pin_cores; "
+        "import threading; threading.Thread(target=lambda: None).start(); "
+        "r = pin_cores({rank}, {threads}); "
+        "print(json.dumps([r, sorted(os.sched_getaffinity(0)), "
+        "sorted(set(tuple(sorted(os.sched_getaffinity(int(t)))) for t in os.listdir('/proc/self/task')))]))")
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this OS")
+@pytest.mark.parametrize("rank", [0, 1])
+def test_pin_cores_gives_each_local_rank_its_own_cores(rank):
+    import subprocess
+    import sys
+
+    avail = sorted(os.sched_getaffinity(0))
+    if len(avail) < 2:
+        pytest.skip("needs 2 cores")
+    out = subprocess.run([sys.executable, "-c", _PIN.format(rank=rank, threads=1)],
+                         capture_output=True, text=True, check=True).stdout
+    got, mask, thread_masks = json.loads(out.strip().splitlines()[-1])
+    assert got == [avail[rank]] and mask == [avail[rank]]
+    assert thread_masks == [[avail[rank]]]              # every thread of the process
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this OS")
+def test_pin_cores_leaves_the_process_alone_when_cores_do_not_suffice():
+    import subprocess
+    import sys
+
+    avail = sorted(os.sched_getaffinity(0))
+    for rank, threads in ((len(avail), 1), (0, 0), (0, len(avail) + 1)):
+        out = subprocess.run([sys.executable, "-c", _PIN.format(rank=rank, threads=threads)],
+                             capture_output=True, text=True, check=True).stdout
+        got, mask, _ = json.loads(out.strip().splitlines()[-1])
+        assert got is None and mask == avail
