@@ -237,10 +237,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
                       "Horovod process counts of Table III; the models train with the largest"),
         "threads_per_worker": _k(int, 1, _int(0), "intra-op threads per process (0: TF default)"),
         "inter_op_threads": _k(int, 1, _int(0), "inter-op threads per process (0: TF default)"),
-        "cycle_time_ms": _k((int, float), 10, (lambda v: v >= 0, "a number >= 0"),
-                            "Horovod's background cycle (HOROVOD_CYCLE_TIME) for launched runs: "
-                            "10 ms leaves more of each CPU core to training; 1-5 on GPUs with "
-                            "short steps; 0: Horovod's default; the environment variable wins"),
+        "cycle_time_ms": _k((int, float), 0, (lambda v: v >= 0, "a number >= 0"),
+                            "Horovod's background cycle (HOROVOD_CYCLE_TIME) for launched runs, "
+                            "a tuning knob (0: Horovod's default; the environment variable "
+                            "wins)"),
         "pin_cores": _k(bool, True, doc="CPU runs: pin each worker process to threads_per_worker "
                         "cores of its own (local rank r: cores r*t .. r*t+t-1), as one GPU per "
                         "rank; skipped with threads_per_worker 0, GPUs, or too few cores"),
