@@ -14,7 +14,8 @@
 * ``model``: training images/s of a U-Net on random tiles in memory (default: the paper's model,
   batch 32) with a given number of intra-op threads.
 * ``ceiling``: the machine's own limit for the scaling target: the ``model`` benchmark run alone,
-  then as N independent copies at the same time (no Horovod, no communication). Aggregate
+  then as N independent copies at the same time (no Horovod, no communication), copy i pinned
+  to core i as training pins its ranks (``training.pin_cores``). Aggregate
   images/s of the copies over the solo run is the best speedup any data-parallel training of that
   model can reach here; on machines whose cores share their vector units (SMT siblings) it stays
   near 1 however good the all-reduce is.
@@ -136,17 +137,25 @@ def bench_ceiling(*, copies: int = 2, **model_kw) -> dict[str, Any]:
             c += [f"--{k.replace('_', '-')}", str(v)]
         return c
 
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    pin = len(cores) >= copies
+
+    def on_core(i: int):
+        """Pin copy ``i`` to core ``i`` before it starts (as training pins its ranks)."""
+        return (lambda: os.sched_setaffinity(0, {cores[i]})) if pin else None
+
     with tempfile.TemporaryDirectory() as tmp:
         solo = os.path.join(tmp, "solo.json")
-        subprocess.run(cmd(solo), check=True, capture_output=True)
+        subprocess.run(cmd(solo), check=True, capture_output=True, preexec_fn=on_core(0))
         outs = [os.path.join(tmp, f"copy{i}.json") for i in range(copies)]
-        procs = [subprocess.Popen(cmd(o), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                 for o in outs]
+        procs = [subprocess.Popen(cmd(o), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  preexec_fn=on_core(i))
+                 for i, o in enumerate(outs)]
         if any(p.wait() for p in procs):
             raise SystemExit("a concurrent copy of the model benchmark failed")
         solo_ips = json.loads(Path(solo).read_text())["images_per_s"]
         each = [json.loads(Path(o).read_text())["images_per_s"] for o in outs]
-    return {"benchmark": "ceiling", "copies": copies, "model": model_kw,
+    return {"benchmark": "ceiling", "copies": copies, "model": model_kw, "pinned": pin,
             "solo_images_per_s": solo_ips, "each_images_per_s": each,
             "aggregate_images_per_s": sum(each), "ceiling_speedup": sum(each) / solo_ips,
             "ceiling_efficiency": sum(each) / solo_ips / copies}
