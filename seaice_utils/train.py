@@ -544,7 +544,8 @@ def run_worker(settings: dict, *, hv=None) -> dict | None:
                   initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
     ranks = hv.allgather_object({"rank": rank, "shard_size": len(shard), "shard": shard,
                                  "images_seen": throughput.images_seen,
-                                 "weights_digest": _weights_digest(model)})
+                                 "weights_digest": _weights_digest(model),
+                                 "cores": _CONFIGURED.get("cores"), "pid": os.getpid()})
     if rank != 0:
         return None
     _save_model_atomic(model, settings, Path(settings["model_path"]))

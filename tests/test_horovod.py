@@ -3,6 +3,7 @@ a crashing rank fails the whole run naming it, the last checkpoint stays valid a
 resumes from it."""
 
 import json
+import os
 
 import pytest
 
@@ -35,6 +36,10 @@ def test_horovodrun_two_ranks(tmp_path):
     assert a and b and a.isdisjoint(b)                               # distinct shards ...
     assert a | b <= set(data["split"]["train"]) and len(a | b) == n_train - n_train % 2
     assert ranks[0]["images_seen"] == ranks[1]["images_seen"] == len(a)
+    t = s["threads_per_worker"]
+    if t and hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) >= 2 * t:
+        assert ranks[0]["cores"] and ranks[1]["cores"]                # pinned, and apart
+        assert set(ranks[0]["cores"].split(",")).isdisjoint(ranks[1]["cores"].split(","))
     assert res["history"][0]["images"] == len(a | b)                 # ... together one epoch
     assert not (run / "ranks").exists()
     assert sorted(p.name for p in run.iterdir()) == sorted(
