@@ -136,8 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "folder of them")
     pr.add_argument("output", help="output folder (<name>_classes.png, <name>_map.png, "
                     "<name>_classes.tif, <name>.json, summary.csv)")
-    pr.add_argument("--params", help="profile for the filter and inference settings (defaults: "
-                    "the paper's filter, inference section defaults)")
+    pr.add_argument("--params", help="profile for the filter and inference settings (default: "
+                    "the filter constants recorded with the model in training.json, else the "
+                    "paper's; inference section defaults)")
     pr.add_argument("--input", dest="input_kind", choices=("filtered", "grey", "rgb"),
                     help="what the model was trained on (default: from its settings JSON, else "
                     "its channel count)")
@@ -313,6 +314,20 @@ def _cmd_predict(a) -> int:
     from .scenes import Stretch
 
     params = load_params(a.params) if a.params else defaults()
+    if not a.params:           # the filter constants the model was trained with, when recorded
+        from dataclasses import asdict
+
+        from .infer import read_model_settings
+
+        try:
+            recorded = read_model_settings(a.model).filter_params()
+        except Exception:      # a missing or unreadable model is reported by predict_inputs
+            recorded = None
+        if recorded is not None:
+            params["filter"].update({k: v for k, v in asdict(recorded).items()
+                                     if k in params["filter"]})
+            print(f"filter constants: from the model's training settings "
+                  f"({', '.join(f'{k}={v}' for k, v in asdict(recorded).items())})")
     if a.filter_on:
         params["filter"]["apply_to"] = a.filter_on
     inf = params["inference"]

@@ -112,12 +112,27 @@ class ModelSettings:
         Label source it was trained on (``man``, ``auto``; informative).
     source : str
         Where these settings came from (a JSON file, the model's input shape, an override).
+    filter : dict or None
+        The thin-cloud/shadow filter constants its training inputs were made with
+        (:class:`~seaice_utils.cloudfilter.FilterParams` fields), when recorded.
     """
 
     input: str = "filtered"
     tile_size: int = 256
     labels: str | None = None
     source: str = "default"
+    filter: dict | None = None
+
+    def filter_params(self) -> FilterParams | None:
+        """The recorded filter constants as :class:`FilterParams` (None when not recorded)."""
+        if not self.filter:
+            return None
+        known = set(FilterParams.__dataclass_fields__)
+        try:
+            return FilterParams(**{k: v for k, v in self.filter.items() if k in known})
+        except (TypeError, InputError) as exc:
+            raise InputError(f"bad filter constants in the model settings ({self.source}): "
+                             f"{exc}") from exc
 
     @property
     def channels(self) -> int:
@@ -152,6 +167,8 @@ def _settings_from_dict(d: dict, where: str) -> dict:
             out["channels"] = int(model["input_channels"])
         if holder.get("labels") and "labels" not in out and isinstance(holder["labels"], str):
             out["labels"] = holder["labels"]
+        if isinstance(holder.get("filter"), dict) and "filter" not in out:
+            out["filter"] = dict(holder["filter"])
     return out
 
 
@@ -169,7 +186,9 @@ def _candidate_settings(model_path: Path) -> Iterator[tuple[Path, dict]]:
             if not isinstance(entry, dict) or "skipped" in entry:
                 continue
             if Path(str(entry.get("path", ""))).name == model_path.name or stem == f"unet_{labels}":
-                yield tj, {**entry, "labels": entry.get("labels", labels)}
+                yield tj, {**entry, "labels": entry.get("labels", labels),
+                           **({"filter": info["filter"]} if isinstance(info.get("filter"), dict)
+                              and "filter" not in entry else {})}
     sj = model_path.parent / "settings.json"           # a training run folder
     if sj.is_file():
         s = json.loads(sj.read_text())
@@ -223,7 +242,7 @@ def read_model_settings(model_path: str | os.PathLike, *, input: str | None = No
                          f"{source}; pass the right --input")
     ts = tile_size or found.get("tile_size") or 256
     return ModelSettings(input=found["input"], tile_size=int(ts), labels=found.get("labels"),
-                         source=source)
+                         source=source, filter=found.get("filter"))
 
 
 _MODELS: dict[tuple, tuple[Any, ModelSettings]] = {}

@@ -830,8 +830,11 @@ def record_models(params: dict, outputs_dir: str | os.PathLike, data: dict,
     """Copy each run's model to ``<outputs>/models/unet_<labels>.keras`` and write
     ``<outputs>/models/training.json`` (settings, split, histories); returns that dict."""
     outputs_dir = Path(outputs_dir)
+    from .params import filter_params
+
     info = {"split": data["split"], "tiles_root": data["tiles_root"],
-            "training": params["training"], "seed": params["global"]["seed"], "models": {}}
+            "training": params["training"], "seed": params["global"]["seed"],
+            "filter": filter_params(params).to_dict(), "models": {}}
     prev_path = outputs_dir / "models" / "training.json"
     if prev_path.is_file():  # keep models trained earlier on the same split (e.g. --labels man)
         try:

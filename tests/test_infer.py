@@ -474,3 +474,40 @@ def test_real_sample_map_keeps_the_nodata_wedge(tiny_model, ross_sea_path, tmp_p
     assert np.all(rs["auto"][rs["nodata"]] == NODATA)
     assert 0 <= rs["agreement_pct"] <= 100
     assert figure_to_png(evaluate.real_sample_figure(rs))[:4] == b"\x89PNG"
+
+
+def test_recorded_filter_constants_reach_predict(tmp_path, scenes, capsys):
+    """Training records its filter constants; `seaice predict` without --params uses them."""
+    tf = pytest.importorskip("tensorflow")
+    from seaice_utils.cli import main
+    from seaice_utils.params import load_params_dict
+    from seaice_utils.train import record_models
+    from seaice_utils.unet import build_unet
+
+    tf.keras.utils.set_random_seed(3)
+    run_model = tmp_path / "run" / "model.keras"
+    run_model.parent.mkdir()
+    build_unet(depth=2, base_filters=4).save(run_model)
+    params = load_params_dict({"filter": {"median_kernel": 31, "truncation": 230}})
+    data = {"split": {"train": ["a"], "test": ["b"], "by": "scene"}, "tiles_root": str(tmp_path)}
+    info = record_models(params, tmp_path / "out", data, {"auto": {
+        "model_path": str(run_model), "labels": "auto", "input": "filtered",
+        "model": {"tile_size": 256, "input_channels": 1}}})
+    assert info["filter"]["median_kernel"] == 31
+    model = tmp_path / "out" / "models" / "unet_auto.keras"
+    st = infer.read_model_settings(model)
+    assert st.filter_params() == FilterParams(median_kernel=31, truncation=230)
+
+    d, _ = scenes
+    assert main(["predict", str(model), str(d / "plain.png"), str(tmp_path / "p1"),
+                 "--no-progress"]) == 0
+    assert "median_kernel=31" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "p1" / "plain.json").read_text())
+    assert meta["options"]["filter_params"]["median_kernel"] == 31
+    assert meta["options"]["filter_params"]["truncation"] == 230
+    assert main(["predict", str(model), str(d / "plain.png"), str(tmp_path / "p2"),
+                 "--params", "quick", "--no-progress"]) == 0       # an explicit profile wins
+    meta2 = json.loads((tmp_path / "p2" / "plain.json").read_text())
+    assert meta2["options"]["filter_params"]["median_kernel"] == 155
+    with pytest.raises(InputError, match="bad filter constants"):
+        infer.ModelSettings(filter={"median_kernel": 4}).filter_params()
