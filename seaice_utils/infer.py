@@ -75,8 +75,9 @@ from .cloudfilter import FilterParams, levels_to_rgb, thin_cloud_shadow_filter
 from .errors import InputError, SeaIceError
 from .scenes import Stretch, atomic_write_bytes, read_scene, write_json, write_png
 
-__all__ = ["INPUT_KINDS", "BLENDS", "BORDERS", "ENGINES", "ModelSettings", "read_model_settings",
-           "load_model", "make_predict_fn", "resolve_runtime", "RUNTIMES", "model_input", "input_from_layers", "tile_windows",
+__all__ = ["INPUT_KINDS", "BLENDS", "BORDERS", "ENGINES", "RUNTIMES", "ModelSettings",
+           "read_model_settings", "load_model", "make_predict_fn", "resolve_runtime",
+           "model_input", "input_from_layers", "tile_windows",
            "blend_window", "predict_probabilities", "predict_scene", "predict_tiles",
            "window_edges", "seam_statistics", "pixel_area_m2", "class_summary", "SUMMARY_COLUMNS",
            "PredictOptions", "predict_options", "PredictSummary", "output_paths", "predict_file",

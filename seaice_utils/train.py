@@ -168,7 +168,8 @@ def training_settings(params: dict, data: dict, *, labels: str = "auto", workers
          "seed": g["seed"], "workers": workers, "threads_per_worker": t["threads_per_worker"],
          "inter_op_threads": t["inter_op_threads"], "pin_cores": t["pin_cores"],
          "cycle_time_ms": t["cycle_time_ms"],
-         "mixed_precision": t["mixed_precision"], "xla": t["xla"], "cache": t["cache"], "shuffle_buffer": t["shuffle_buffer"],
+         "mixed_precision": t["mixed_precision"], "xla": t["xla"], "cache": t["cache"],
+         "shuffle_buffer": t["shuffle_buffer"],
          "validate": True, "verbose": g["progress"],
          "model_path": str(run_dir / "model.keras")}
     unknown = set(overrides) - set(s)

@@ -299,14 +299,24 @@ def test_launch_env_sets_threads_and_horovod_cycle(monkeypatch):
     assert "OMP_NUM_THREADS" not in launch_env({"threads_per_worker": 0})
     monkeypatch.setenv("HOROVOD_CYCLE_TIME", "2.5")       # the user's setting wins
     assert launch_env({"cycle_time_ms": 10})["HOROVOD_CYCLE_TIME"] == "2.5"
-    assert launch_env({"cycle_time_ms": 10}, {"HOROVOD_CYCLE_TIME": "1"})["HOROVOD_CYCLE_TIME"] == "1"
+    forced = launch_env({"cycle_time_ms": 10}, {"HOROVOD_CYCLE_TIME": "1"})
+    assert forced["HOROVOD_CYCLE_TIME"] == "1"
 
 
-_PIN = ("import os, json; from seaice_utils.train import pin_cores; "
-        "import threading; threading.Thread(target=lambda: None).start(); "
-        "r = pin_cores({rank}, {threads}); "
-        "print(json.dumps([r, sorted(os.sched_getaffinity(0)), "
-        "sorted(set(tuple(sorted(os.sched_getaffinity(int(t)))) for t in os.listdir('/proc/self/task')))]))")
+# pins with a second thread alive (started before pinning), then reports every thread's mask
+_PIN = """
+import json, os, threading
+from seaice_utils.train import pin_cores
+stop = threading.Event()
+th = threading.Thread(target=stop.wait)
+th.start()
+r = pin_cores({rank}, {threads})
+tids = os.listdir("/proc/self/task")
+masks = sorted({{tuple(sorted(os.sched_getaffinity(int(t)))) for t in tids}})
+stop.set()
+th.join()
+print(json.dumps([r, sorted(os.sched_getaffinity(0)), [list(m) for m in masks]]))
+"""
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this OS")
