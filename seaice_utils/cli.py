@@ -315,8 +315,6 @@ def _cmd_predict(a) -> int:
 
     params = load_params(a.params) if a.params else defaults()
     if not a.params:           # the filter constants the model was trained with, when recorded
-        from dataclasses import asdict
-
         from .infer import read_model_settings
 
         try:
@@ -324,10 +322,10 @@ def _cmd_predict(a) -> int:
         except Exception:      # a missing or unreadable model is reported by predict_inputs
             recorded = None
         if recorded is not None:
-            params["filter"].update({k: v for k, v in asdict(recorded).items()
-                                     if k in params["filter"]})
+            constants = recorded.to_dict()
+            params["filter"].update({k: v for k, v in constants.items() if k in params["filter"]})
             print(f"filter constants: from the model's training settings "
-                  f"({', '.join(f'{k}={v}' for k, v in asdict(recorded).items())})")
+                  f"({', '.join(f'{k}={v}' for k, v in constants.items())})")
     if a.filter_on:
         params["filter"]["apply_to"] = a.filter_on
     inf = params["inference"]
