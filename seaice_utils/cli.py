@@ -26,7 +26,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import SeaIceError
+from seaice_utils.errors import SeaIceError
 
 __all__ = ["main", "build_parser"]
 
@@ -183,8 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_synth(a) -> int:
-    from .dataset import ensure_synthetic_dataset
-    from .params import load_params, load_params_dict
+    from seaice_utils.data.dataset import ensure_synthetic_dataset
+    from seaice_utils.params import load_params, load_params_dict
 
     params = load_params(a.params)
     over = {"n_scenes": a.n_scenes, "scene_size": a.size, "cloudy_fraction": a.cloudy_fraction,
@@ -200,8 +200,8 @@ def _cmd_synth(a) -> int:
 
 
 def _expect_size(text: str | None, inputs, tile_size: int):
-    from .errors import InputError
-    from .tiling import parse_tile_name
+    from seaice_utils.errors import InputError
+    from seaice_utils.core.tiling import parse_tile_name
 
     def is_tile(name: str) -> bool:
         try:
@@ -226,11 +226,12 @@ def _expect_size(text: str | None, inputs, tile_size: int):
 
 
 def _cmd_label(a) -> int:
-    from .engines import run_label_job
-    from .errors import ParamsError
-    from .params import defaults, filter_params, load_params, thresholds
-    from .pipeline import LabelOptions, list_inputs
-    from .scenes import Stretch
+    from seaice_utils.engines.local import run_label_job
+    from seaice_utils.errors import ParamsError
+    from seaice_utils.params import defaults, load_params
+    from seaice_utils.labelling.settings import filter_params, thresholds
+    from seaice_utils.labelling.pipeline import LabelOptions, list_inputs
+    from seaice_utils.core.scenes import Stretch
 
     params = load_params(a.params) if a.params else defaults()
     if a.filter_on:
@@ -261,7 +262,7 @@ def _cmd_label(a) -> int:
 
 
 def _cmd_reproduce(a) -> int:
-    from .runner import run_notebooks
+    from seaice_utils.runner import run_notebooks
 
     only = [x.strip() for x in a.only.split(",")] if a.only else None
     m = run_notebooks(a.params, a.outputs, only=only, progress=not a.no_progress)
@@ -275,8 +276,8 @@ def _cmd_reproduce(a) -> int:
 def _cmd_collect(a) -> int:
     import warnings
 
-    from .collect import collect
-    from .params import load_params, load_params_dict
+    from seaice_utils.collect.run import collect
+    from seaice_utils.params import load_params, load_params_dict
 
     params = load_params(a.params)
     if a.folder:
@@ -297,7 +298,7 @@ def _cmd_collect(a) -> int:
 
 
 def _cmd_train(a) -> int:
-    from .train import train_cli
+    from seaice_utils.training.runs import train_cli
 
     if a.workers < 1:
         raise SystemExit(f"seaice train: --workers must be >= 1 (got {a.workers})")
@@ -308,14 +309,14 @@ def _cmd_train(a) -> int:
 
 
 def _cmd_predict(a) -> int:
-    from .errors import ParamsError
-    from .infer import predict_inputs, predict_options
-    from .params import defaults, load_params
-    from .scenes import Stretch
+    from seaice_utils.errors import ParamsError
+    from seaice_utils.inference.predict import predict_inputs, predict_options
+    from seaice_utils.params import defaults, load_params
+    from seaice_utils.core.scenes import Stretch
 
     params = load_params(a.params) if a.params else defaults()
     if not a.params:           # the filter constants the model was trained with, when recorded
-        from .infer import read_model_settings
+        from seaice_utils.inference.predict import read_model_settings
 
         try:
             recorded = read_model_settings(a.model).filter_params()
@@ -344,7 +345,7 @@ def _cmd_predict(a) -> int:
     if a.spark_master:
         if engine != "spark":
             raise ParamsError("--spark-master needs --engine spark")
-        from .spark_engine import spark_session
+        from seaice_utils.engines.spark import spark_session
 
         spark = spark_session(a.spark_master, app_name="seaice-predict",
                               progress=not a.no_progress)
@@ -358,7 +359,7 @@ def _cmd_predict(a) -> int:
 def _cmd_params(a) -> int:
     import yaml
 
-    from .params import load_params
+    from seaice_utils.params import load_params
 
     print(yaml.safe_dump(load_params(a.file), sort_keys=False), end="")
     return 0
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(a)
     except SeaIceError as exc:
-        from .errors import InputError, ParamsError
+        from seaice_utils.errors import InputError, ParamsError
 
         print(f"seaice {a.command}: error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, (ParamsError, InputError)) else 1

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ParamsError
+from seaice_utils.errors import ParamsError
+from seaice_utils.labelling.settings import thresholds
 
 __all__ = ["SCHEMA", "Key", "load_params", "load_params_dict", "defaults", "dump_params",
            "filter_params", "thresholds", "params_path", "PROFILE_DIR"]
@@ -254,7 +255,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "timeout_s": _k((int, float, type(None)), None, (lambda v: v > 0, "a number > 0"),
                         "stop a training run after this many seconds (null: no limit)"),
     },
-    "inference": {  # `seaice predict` and notebook 05: full-scene prediction (seaice_utils.infer)
+    "inference": {  # `seaice predict` and notebook 05: full-scene prediction (seaice_utils.inference.predict)
         "overlap": _k(int, 32, _int(0), "pixels shared by neighbouring windows, blended (must be "
                       "below global.tile_size; 0: the paper's plain tiling, seams possible)"),
         "blend": _k(str, "linear", _choice("linear", "cosine", "none"),
@@ -273,7 +274,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "workers": _k(int, 0, _int(0), "processes or Spark cores (0: all cores)"),
         "geotiff": _k(bool, True, doc="also write a GeoTIFF when the input is georeferenced"),
     },
-    "evaluation": {  # notebook 05: Tables IV, V, auto-label quality, figures (seaice_utils.evaluate)
+    "evaluation": {  # notebook 05: Tables IV, V, auto-label quality, figures (seaice_utils.evaluation.tables)
         "models_dir": _k((str, type(None)), None,
                          doc="folder of notebook 04's unet_man.keras, unet_auto.keras, "
                              "training.json / split.json (null: <outputs>/models)"),
@@ -297,7 +298,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                           doc="optional real scene shown with its U-Net-Auto map and auto-labels "
                               "(relative to the project root; skipped when absent; null: never)"),
     },
-    "engines": {  # `seaice label` engines and notebook 03 (Tables I, II; seaice_utils.engines)
+    "engines": {  # `seaice label` engines and notebook 03 (Tables I, II; seaice_utils.engines.local)
         "engine": _k(str, "sequential", _choice("sequential", "multiprocessing", "spark"),
                      "default engine of `seaice label`"),
         "workers": _k(int, 2, _int(1), "default worker processes / Spark task slots"),
@@ -406,25 +407,7 @@ def dump_params(params: dict, path: str | os.PathLike) -> None:
     """Write a profile as YAML, atomically."""
     import yaml
 
-    from .scenes import atomic_write_bytes
+    from seaice_utils.core.scenes import atomic_write_bytes
 
     load_params_dict(params)  # never write an invalid profile
     atomic_write_bytes(path, yaml.safe_dump(params, sort_keys=False).encode())
-
-
-def filter_params(params: dict):
-    """The :class:`~seaice_utils.cloudfilter.FilterParams` of a loaded profile."""
-    from .cloudfilter import FilterParams
-
-    return FilterParams(tile_size=params["global"]["tile_size"], **params["filter"])
-
-
-def thresholds(params: dict):
-    """The :class:`~seaice_utils.autolabel.Thresholds` of a loaded profile."""
-    from .autolabel import Thresholds
-    from .errors import InputError
-
-    try:
-        return Thresholds.from_dict(params["autolabel"])
-    except InputError as exc:
-        raise ParamsError(f"autolabel: {exc}") from exc

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .scenes import atomic_write_bytes
+from seaice_utils.core.scenes import atomic_write_bytes
 
 __all__ = ["tables_dir", "figures_dir", "save_table", "save_figure", "record", "write_rows_csv"]
 

@@ -23,9 +23,9 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from .errors import SeaIceError
-from .params import load_params, params_path
-from .scenes import write_json
+from seaice_utils.errors import SeaIceError
+from seaice_utils.params import load_params, params_path
+from seaice_utils.core.scenes import write_json
 
 __all__ = ["NOTEBOOK_DIR", "notebooks", "run_notebooks", "NotebookFailed", "environment_info"]
 

@@ -2,9 +2,10 @@ import cv2
 import numpy as np
 import pytest
 
-from seaice_utils.autolabel import (NODATA, PALETTE, THICK, THIN, WATER, HSVRange, Thresholds,
-                                    auto_label, class_fractions, from_palette, segment, to_palette)
-from seaice_utils.cloudfilter import FilterParams
+from seaice_utils.core.classes import (NODATA, PALETTE, THICK, THIN, WATER, class_fractions,
+                                       from_palette, to_palette)
+from seaice_utils.labelling.autolabel import HSVRange, Thresholds, auto_label, segment
+from seaice_utils.labelling.cloudfilter import FilterParams
 from seaice_utils.errors import InputError
 
 from conftest import grey_rgb
@@ -96,7 +97,7 @@ def test_bad_ranges():
 
 def test_class_fraction_figures_on_real_sample(ross_sea_path):
     """The real Ross Sea render: mostly bright ice, a dark polynya, a no-data wedge (not water)."""
-    from seaice_utils.scenes import read_scene
+    from seaice_utils.core.scenes import read_scene
 
     sc = read_scene(ross_sea_path)
     assert 0.05 < sc.nodata.mean() < 0.2          # the black wedge bottom right

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from seaice_utils.cloudfilter import (LEVEL_THICK, LEVEL_THIN, LEVEL_WATER, FilterParams,
-                                      filter_steps, thin_cloud_shadow_filter)
+from seaice_utils.labelling.cloudfilter import (LEVEL_THICK, LEVEL_THIN, LEVEL_WATER,
+                                                FilterParams, filter_steps,
+                                                thin_cloud_shadow_filter)
 from seaice_utils.errors import InputError
 
 from conftest import grey_rgb
@@ -37,7 +38,7 @@ def test_bright_pack_thick_and_grey_patches_thin():
 
 
 def test_filter_undoes_haze_and_shadow_where_plain_thresholds_fail():
-    from seaice_utils.autolabel import segment
+    from seaice_utils.labelling.autolabel import segment
 
     img, thin = pack_scene(haze=90, shadow=0.7)
     water = np.zeros_like(thin)

@@ -19,9 +19,8 @@ import pytest
 ee = pytest.importorskip("ee")
 rasterio = pytest.importorskip("rasterio")
 
-from seaice_utils import collect_ee  # noqa: E402
-from seaice_utils.collect import (CollectionUnavailable, collect, ee_request,  # noqa: E402
-                                  resolve_source)
+from seaice_utils.collect import earthengine as collect_ee  # noqa: E402
+from seaice_utils.collect.run import CollectionUnavailable, collect, ee_request, resolve_source
 from seaice_utils.params import load_params, load_params_dict  # noqa: E402
 
 CLEAR = ("EARTHENGINE_PROJECT", "EE_PROJECT", "GOOGLE_CLOUD_PROJECT", "EE_SERVICE_ACCOUNT_KEY",

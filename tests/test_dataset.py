@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from seaice_utils.cli import main
-from seaice_utils.dataset import (ensure_dataset, ensure_synthetic_dataset, load_cloud, load_scene,
-                                  load_truth, synthetic_specs)
+from seaice_utils.data.dataset import (ensure_dataset, ensure_synthetic_dataset, load_cloud,
+                                       load_scene, load_truth, synthetic_specs)
 from seaice_utils.errors import InputError
 from seaice_utils.params import load_params_dict
-from seaice_utils.tiles import LAYERS, prepare_tiles, read_tile_index, tile_path
-from seaice_utils.tiling import stitch_tiles
+from seaice_utils.data.tiles import LAYERS, prepare_tiles, read_tile_index, tile_path
+from seaice_utils.core.tiling import stitch_tiles
 
 
 def tiny(n=2, size=192, **data):

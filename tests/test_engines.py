@@ -8,17 +8,17 @@ import cv2
 import numpy as np
 import pytest
 
-from seaice_utils import pipeline
+from seaice_utils.labelling import pipeline
 from seaice_utils.cli import main
-from seaice_utils.engines import (ENGINES, JobSummary, chunk, default_chunk_size, partition,
-                                  run_label_job)
+from seaice_utils.engines.base import ENGINES, JobSummary, chunk, default_chunk_size, partition
+from seaice_utils.engines.local import run_label_job
 from seaice_utils.errors import InputError, ParamsError
 from seaice_utils.params import load_params, load_params_dict
-from seaice_utils.pipeline import (LabelOptions, encode_png, is_done, output_paths, read_input,
-                                   scene_from_bytes)
-from seaice_utils.scenes import read_scene, write_png
-from seaice_utils.synthetic import synthesize_scene
-from seaice_utils.tiling import split_tiles
+from seaice_utils.labelling.pipeline import (LabelOptions, encode_png, is_done, output_paths,
+                                             read_input, scene_from_bytes)
+from seaice_utils.core.scenes import read_scene, write_png
+from seaice_utils.data.synthetic import synthesize_scene
+from seaice_utils.core.tiling import split_tiles
 
 BAD = {"broken_0000_0000.png": "corrupt", "cut_0000_0000.png": "truncated",
        "small_0000_0000.png": "wrong size"}
@@ -243,7 +243,7 @@ def test_sidecar_records_input_and_fractions(tile_folder, tmp_path):
 
 
 def test_bench_tables_on_a_tiny_tile_set(tmp_path):
-    from seaice_utils import bench
+    from seaice_utils.timing import tables as bench
 
     files = bench.paper_tiles(tmp_path / "b", n_scenes=1, size=512, progress=False)
     assert [f.name for f in files] == [f"synth_0000_{r:04d}_{c:04d}.png"

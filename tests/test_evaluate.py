@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seaice_utils import evaluate
-from seaice_utils.autolabel import NODATA
+from seaice_utils.evaluation import tables as evaluate
+from seaice_utils.core.classes import NODATA
 from seaice_utils.errors import InputError
-from seaice_utils.figures import figure_to_png
-from seaice_utils.metrics import classification_report, confusion_counts
+from seaice_utils.core.figures import figure_to_png
+from seaice_utils.core.metrics import classification_report, confusion_counts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -199,9 +199,9 @@ def test_find_models_reads_training_json_without_tensorflow(tmp_path):
 
 @pytest.fixture(scope="module")
 def tile_folder(tmp_path_factory):
-    from seaice_utils.dataset import ensure_synthetic_dataset
+    from seaice_utils.data.dataset import ensure_synthetic_dataset
     from seaice_utils.params import load_params_dict
-    from seaice_utils.tiles import prepare_tiles
+    from seaice_utils.data.tiles import prepare_tiles
 
     out = tmp_path_factory.mktemp("eval")
     params = load_params_dict({"data": {"n_scenes": 2, "scene_size": 512, "cloudy_fraction": 0.5},
@@ -299,9 +299,9 @@ def test_notebook_05_fails_clearly_without_models_then_runs(tmp_path):
 
     from seaice_utils.params import load_params
     from seaice_utils.runner import NotebookFailed, run_notebooks
-    from seaice_utils.scenes import write_json
-    from seaice_utils.train import prepare_training_data
-    from seaice_utils.unet import build_unet
+    from seaice_utils.core.scenes import write_json
+    from seaice_utils.training.runs import prepare_training_data
+    from seaice_utils.training.unet import build_unet
 
     prof = tmp_path / "tiny.yml"
     prof.write_text(yaml.safe_dump({

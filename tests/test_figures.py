@@ -6,10 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from seaice_utils.autolabel import NODATA, THICK, THIN, WATER
+from seaice_utils.core.classes import NODATA, THICK, THIN, WATER
 from seaice_utils.errors import InputError
-from seaice_utils.figures import (Panel, class_colour, class_fraction_bars, class_histograms,
-                                  class_legend_handles, figure_to_png, new_figure, panel_figure)
+from seaice_utils.core.figures import (Panel, class_colour, class_fraction_bars, class_histograms,
+                                       class_legend_handles, figure_to_png, new_figure,
+                                       panel_figure)
 
 
 def _decode(png: bytes) -> np.ndarray:

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from seaice_utils.train import TrainingFailed, horovodrun_path, launch, training_settings
+from seaice_utils.training.runs import TrainingFailed, horovodrun_path, launch, training_settings
 
 from test_train import _data, _tiny_params, make_tiles
 

@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from seaice_utils import infer
-from seaice_utils.autolabel import NODATA
-from seaice_utils.cloudfilter import FilterParams, thin_cloud_shadow_filter
+from seaice_utils.inference import predict as infer
+from seaice_utils.core.classes import NODATA
+from seaice_utils.labelling.cloudfilter import FilterParams, thin_cloud_shadow_filter
 from seaice_utils.errors import InputError
 
 
@@ -269,7 +269,7 @@ def test_class_summary_counts_areas_and_fractions():
 def tiny_model(tmp_path_factory):
     """An untrained depth-2, 4-filter U-Net with fixed weights, saved as training saves it."""
     tf = pytest.importorskip("tensorflow")
-    from seaice_utils.unet import build_unet
+    from seaice_utils.training.unet import build_unet
 
     d = tmp_path_factory.mktemp("models")
     tf.keras.utils.set_random_seed(7)
@@ -288,7 +288,7 @@ def scenes(tmp_path_factory):
     rasterio = pytest.importorskip("rasterio")
     from rasterio.transform import from_origin
 
-    from seaice_utils.synthetic import synthesize_scene
+    from seaice_utils.data.synthetic import synthesize_scene
 
     d = tmp_path_factory.mktemp("scenes")
     sc = synthesize_scene(5, size=300, cloud_cover=0.2, nodata_wedge=True)
@@ -302,7 +302,7 @@ def scenes(tmp_path_factory):
 
 
 def test_batched_keras_prediction_equals_per_tile_predict_classes(tiny_model):
-    from seaice_utils.unet import predict_classes
+    from seaice_utils.training.unet import predict_classes
 
     model, settings = infer.load_model(tiny_model)
     assert settings.input == "filtered" and settings.tile_size == 256
@@ -432,7 +432,7 @@ def test_multiprocessing_engine_loads_the_model_once_per_process(tiny_model, sce
 @pytest.mark.slow
 def test_spark_engine_ships_the_model_once_per_worker(tiny_model, scenes, tmp_path):
     pytest.importorskip("pyspark")
-    from seaice_utils.synthetic import synthesize_scene
+    from seaice_utils.data.synthetic import synthesize_scene
 
     d, _ = scenes
     many = tmp_path / "in"
@@ -440,7 +440,7 @@ def test_spark_engine_ships_the_model_once_per_worker(tiny_model, scenes, tmp_pa
     for i in range(6):
         cv2.imwrite(str(many / f"s{i}.png"), synthesize_scene(20 + i, size=128).image[..., ::-1])
     seq = infer.predict_inputs(tiny_model, many, tmp_path / "seq", progress=False)
-    from seaice_utils.spark_engine import spark_session
+    from seaice_utils.engines.spark import spark_session
 
     spark = spark_session("local[2]", app_name="test-predict", progress=False)
     try:
@@ -460,8 +460,8 @@ def test_spark_engine_ships_the_model_once_per_worker(tiny_model, scenes, tmp_pa
 def test_real_sample_map_keeps_the_nodata_wedge(tiny_model, ross_sea_path, tmp_path):
     """The real Ross Sea render (no labels: not an accuracy test): the map covers every data
     pixel, the black wedge stays no-data, and the figure is drawn."""
-    from seaice_utils import evaluate
-    from seaice_utils.figures import figure_to_png
+    from seaice_utils.evaluation import tables as evaluate
+    from seaice_utils.core.figures import figure_to_png
     from seaice_utils.params import defaults
 
     params = defaults()
@@ -481,8 +481,8 @@ def test_recorded_filter_constants_reach_predict(tmp_path, scenes, capsys):
     tf = pytest.importorskip("tensorflow")
     from seaice_utils.cli import main
     from seaice_utils.params import load_params_dict
-    from seaice_utils.train import record_models
-    from seaice_utils.unet import build_unet
+    from seaice_utils.training.runs import record_models
+    from seaice_utils.training.unet import build_unet
 
     tf.keras.utils.set_random_seed(3)
     run_model = tmp_path / "run" / "model.keras"

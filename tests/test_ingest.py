@@ -14,10 +14,10 @@ rasterio = pytest.importorskip("rasterio")
 
 from rasterio.transform import from_origin  # noqa: E402
 
-from seaice_utils.collect import collect, dn_to_rgb8, resolve_source  # noqa: E402
-from seaice_utils.dataset import ensure_dataset  # noqa: E402
+from seaice_utils.collect.run import collect, dn_to_rgb8, resolve_source  # noqa: E402
+from seaice_utils.data.dataset import ensure_dataset  # noqa: E402
 from seaice_utils.errors import InputError  # noqa: E402
-from seaice_utils.ingest import band_token, find_products, ingest_products  # noqa: E402
+from seaice_utils.collect.local import band_token, find_products, ingest_products  # noqa: E402
 from seaice_utils.params import load_params_dict  # noqa: E402
 
 H, W, PX = 300, 420, 128          # non-square product, scene side of the tests

@@ -3,8 +3,8 @@ import pytest
 from sklearn.metrics import precision_recall_fscore_support
 
 from seaice_utils.errors import InputError
-from seaice_utils.metrics import (classification_report, confusion_counts, confusion_percent,
-                                  label_ssim, pixel_accuracy)
+from seaice_utils.core.metrics import (classification_report, confusion_counts, confusion_percent,
+                                       label_ssim, pixel_accuracy)
 
 
 def test_confusion_in_paper_orientation_columns_sum_to_100(rng):

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from seaice_utils.errors import ParamsError
-from seaice_utils.params import (SCHEMA, defaults, dump_params, filter_params, load_params,
-                                 load_params_dict, thresholds)
+from seaice_utils.params import SCHEMA, defaults, dump_params, load_params, load_params_dict
+from seaice_utils.labelling.settings import filter_params, thresholds
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from seaice_utils.cli import main
-from seaice_utils.pipeline import is_done, output_paths
-from seaice_utils.scenes import write_png
+from seaice_utils.labelling.pipeline import is_done, output_paths
+from seaice_utils.core.scenes import write_png
 
 
 def scene_rgb(size=96):

@@ -6,16 +6,16 @@ import cv2
 import numpy as np
 import pytest
 
-from seaice_utils.autolabel import (PALETTE, HSVRange, Thresholds, _palette_unchecked, auto_label,
-                                    class_fractions, segment, to_palette)
-from seaice_utils.cloudfilter import (FilterParams, _median_blur, filter_steps,
-                                      thin_cloud_shadow_filter)
-from seaice_utils.pipeline import LabelOptions, label_file, output_paths
-from seaice_utils.reference import (reference_auto_label, reference_filter, reference_label_files,
-                                    reference_segment)
-from seaice_utils.scenes import write_png
-from seaice_utils.synthetic import synthesize_scene
-from seaice_utils.tiling import split_tiles
+from seaice_utils.core.classes import PALETTE, _palette_unchecked, class_fractions, to_palette
+from seaice_utils.labelling.autolabel import HSVRange, Thresholds, auto_label, segment
+from seaice_utils.labelling.cloudfilter import (FilterParams, _median_blur, filter_steps,
+                                                thin_cloud_shadow_filter)
+from seaice_utils.labelling.pipeline import LabelOptions, label_file, output_paths
+from seaice_utils.labelling.reference import (reference_auto_label, reference_filter,
+                                              reference_label_files, reference_segment)
+from seaice_utils.core.scenes import write_png
+from seaice_utils.data.synthetic import synthesize_scene
+from seaice_utils.core.tiling import split_tiles
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from seaice_utils.errors import InputError
-from seaice_utils.scenes import (Stretch, as_scene, atomic_write_bytes, nodata_mask, read_scene,
-                                 stretch_reflectance, write_png)
+from seaice_utils.core.scenes import (Stretch, as_scene, atomic_write_bytes, nodata_mask,
+                                      read_scene, stretch_reflectance, write_png)
 
 
 def test_stretch_maps_reflectance_0_1_to_0_255_and_clips():

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seaice_utils.engines import run_label_job
-from seaice_utils.pipeline import LabelOptions
-from seaice_utils.scenes import write_png
-from seaice_utils.synthetic import synthesize_scene
-from seaice_utils.tiling import split_tiles
+from seaice_utils.engines.local import run_label_job
+from seaice_utils.labelling.pipeline import LabelOptions
+from seaice_utils.core.scenes import write_png
+from seaice_utils.data.synthetic import synthesize_scene
+from seaice_utils.core.tiling import split_tiles
 
 pytest.importorskip("pyspark")
 pytestmark = [pytest.mark.slow,
@@ -56,7 +56,7 @@ def files_of(folder: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def spark():
     """One local session for the module; ``local[2,3]``: 2 task slots, 3 attempts per task."""
-    from seaice_utils.spark_engine import spark_session
+    from seaice_utils.engines.spark import spark_session
 
     session = spark_session("local[2,3]", progress=False)
     yield session
@@ -98,7 +98,7 @@ def test_spark_resume_skips_finished_tiles(tiles, expected, spark, tmp_path):
 @pytest.fixture
 def cluster(spark):
     """A standalone master and one 2-core worker on 127.0.0.1; stopped even if the test fails."""
-    from seaice_utils.spark_engine import LocalStandaloneCluster
+    from seaice_utils.engines.spark import LocalStandaloneCluster
 
     spark.stop()                        # one SparkContext per process: leave local mode first
     c = LocalStandaloneCluster(workers=1, cores=2, memory="1g")
@@ -108,7 +108,7 @@ def cluster(spark):
     finally:
         pids = [p.pid for p in c.procs]
         c.stop()
-    from seaice_utils.spark_engine import _group_alive
+    from seaice_utils.engines.spark import _group_alive
 
     assert not c.procs and not any(_group_alive(pid) for pid in pids)
 

@@ -1,4 +1,4 @@
-"""Tests of the embedded synthetic dataset (seaice_utils.synthetic)."""
+"""Tests of the embedded synthetic dataset (seaice_utils.data.synthetic)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from seaice_utils.autolabel import NODATA, THICK, THIN, WATER, auto_label
-from seaice_utils.cloudfilter import FilterParams
+from seaice_utils.core.classes import NODATA, THICK, THIN, WATER
+from seaice_utils.labelling.autolabel import auto_label
+from seaice_utils.labelling.cloudfilter import FilterParams
 from seaice_utils.errors import InputError
-from seaice_utils.metrics import pixel_accuracy
-from seaice_utils.scenes import nodata_mask
-from seaice_utils.synthetic import SyntheticScene, synthesize_scene
+from seaice_utils.core.metrics import pixel_accuracy
+from seaice_utils.core.scenes import nodata_mask
+from seaice_utils.data.synthetic import SyntheticScene, synthesize_scene
 
 SIZE = 512
 
@@ -167,7 +168,7 @@ def test_class_colours_ordered_and_overlapping():
 
 def test_colours_resemble_the_real_ross_sea_sample(ross_sea_path):
     """Mean RGB of the pixels in each V range is close to the real render's (skips without it)."""
-    from seaice_utils.scenes import read_scene
+    from seaice_utils.core.scenes import read_scene
 
     def range_means(rgb, nodata):
         v = rgb.max(axis=2)
@@ -253,7 +254,7 @@ def test_options_are_keyword_only():
 
 
 def test_agreement_table_rows_and_mean():
-    from seaice_utils.synthetic import agreement_table
+    from seaice_utils.data.synthetic import agreement_table
 
     rows = agreement_table(range(2), size=256)
     assert [r["seed"] for r in rows] == [0, 1, "mean"]

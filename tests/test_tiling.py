@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from seaice_utils.errors import InputError
-from seaice_utils.tiling import (pad_to_multiple, parse_tile_name, split_tiles, stitch_tiles,
-                                 tile_name)
+from seaice_utils.core.tiling import (pad_to_multiple, parse_tile_name, split_tiles, stitch_tiles,
+                                      tile_name)
 
 
 def test_2048_scene_gives_64_named_tiles_and_stitches_exactly(rng):

@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
-from seaice_utils.data_tf import convert_manual_labels, shard_names, split_tiles
+from seaice_utils.training.data import convert_manual_labels, shard_names, split_tiles
 from seaice_utils.errors import InputError, ParamsError
 from seaice_utils.params import load_params_dict
-from seaice_utils.train import (_failure_message, fingerprint, read_history, scaling_table,
-                                training_settings)
+from seaice_utils.training.runs import (_failure_message, fingerprint, read_history,
+                                        scaling_table, training_settings)
 
 TILE = 64
 LEVELS = np.array([0, 155, 255], np.uint8)
@@ -182,8 +182,8 @@ def test_scaling_benchmark_repeats_alternate_and_report_the_median(monkeypatch, 
     """bench_scaling --repeats: worker counts run in turn (1, 2, 1, 2, ...), each round in its own
     run folder (nothing skipped as done), summary = median/min/max of the rounds' steady speedups.
     The launcher is replaced by one that returns the epoch times of a scripted machine."""
-    import seaice_utils.train as train
-    from seaice_utils.bench_train import bench_scaling
+    import seaice_utils.training.runs as train
+    from benchmarks.bench_train import bench_scaling
 
     two_worker_epoch = iter([5.0, 8.0, 4.0])     # speedups 2.0, 1.25, 2.5 against 10 s
     calls = []
@@ -230,7 +230,7 @@ def test_failure_message_names_the_rank_that_failed_first():
 # ---------------------------------------------------------------- tf.data pipeline
 
 tf = pytest.importorskip("tensorflow")
-from seaice_utils.data_tf import make_dataset, pipeline_throughput  # noqa: E402
+from seaice_utils.training.data import make_dataset, pipeline_throughput  # noqa: E402
 
 
 def test_pipeline_shapes_weights_and_scaling(tiles):
@@ -294,8 +294,8 @@ def test_pipeline_throughput_reports_passes(tiles):
 
 @pytest.mark.slow
 def test_single_process_training_learns_and_resumes(tiles, tmp_path):
-    from seaice_utils.train import evaluate_model, launch, run_worker
-    from seaice_utils.unet import count_unet_params, load_unet
+    from seaice_utils.training.runs import evaluate_model, launch, run_worker
+    from seaice_utils.training.unet import count_unet_params, load_unet
 
     root, rows = tiles
     p = _tiny_params(epochs=3, learning_rate=0.02)
@@ -327,7 +327,7 @@ def test_single_process_training_learns_and_resumes(tiles, tmp_path):
 
 
 def test_launch_env_sets_threads_and_horovod_cycle(monkeypatch):
-    from seaice_utils.train import launch_env
+    from seaice_utils.training.runs import launch_env
 
     monkeypatch.delenv("HOROVOD_CYCLE_TIME", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
@@ -345,7 +345,7 @@ def test_launch_env_sets_threads_and_horovod_cycle(monkeypatch):
 # pins with a second thread alive (started before pinning), then reports every thread's mask
 _PIN = """
 import json, os, threading
-from seaice_utils.train import pin_cores
+from seaice_utils.training.runs import pin_cores
 stop = threading.Event()
 th = threading.Thread(target=stop.wait)
 th.start()

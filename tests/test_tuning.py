@@ -6,12 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from seaice_utils import tuning
-from seaice_utils.autolabel import NODATA, THICK, THIN, WATER
-from seaice_utils.dataset import read_catalogue
+from seaice_utils.tuning import panels as tuning
+from seaice_utils.core.classes import NODATA, THICK, THIN, WATER
+from seaice_utils.data.dataset import read_catalogue
 from seaice_utils.errors import InputError, ParamsError
 from seaice_utils.params import defaults, load_params, load_params_dict
-from seaice_utils.scenes import write_png
+from seaice_utils.core.scenes import write_png
 
 SIZE = 96
 

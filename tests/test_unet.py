@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from seaice_utils.errors import InputError
-from seaice_utils.unet import (PAPER_ENCODER_DROPOUTS, count_unet_params, unet_config)
+from seaice_utils.training.unet import PAPER_ENCODER_DROPOUTS, count_unet_params, unet_config
 
 tf = pytest.importorskip("tensorflow")
 
-from seaice_utils.unet import build_unet, predict_classes  # noqa: E402
+from seaice_utils.training.unet import build_unet, predict_classes  # noqa: E402
 
 
 @pytest.fixture(scope="module")

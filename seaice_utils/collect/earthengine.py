@@ -1,0 +1,304 @@
+"""Collecting the paper's scenes from Google Earth Engine (``data.source: earthengine``).
+
+Authentication, the standard ways (nothing secret is ever written to code, params or outputs):
+
+1. a **service-account key** (JSON) named by ``EE_SERVICE_ACCOUNT_KEY`` or
+   ``GOOGLE_APPLICATION_CREDENTIALS``; the project is ``EARTHENGINE_PROJECT`` or the key's own;
+2. **user credentials** stored once with ``earthengine authenticate`` (or ``ee.Authenticate()``
+   in a notebook; they live in ``~/.config/earthengine/credentials``), or Google application
+   default credentials (``gcloud auth application-default login``), with the Cloud project
+   registered for Earth Engine in ``EARTHENGINE_PROJECT`` (or ``GOOGLE_CLOUD_PROJECT``).
+
+Without either, :func:`ee_initialize` raises
+:class:`~seaice_utils.collect.CollectionUnavailable` with a message naming the variables to set;
+errors from Earth Engine are passed on with any project id, key path or account e-mail replaced
+by the name of the variable that holds it.
+
+The query (:func:`seaice_utils.collect.ee_request`) becomes an ``ee.ImageCollection``
+(:func:`build_collection`); one ``getInfo`` lists the products (id, date, tile, cloud cover, UTM
+grid, footprint) and each scene is one ``ee.data.computePixels`` request (:func:`pixels_request`)
+for a ``scene_px`` x ``scene_px`` GeoTIFF of ``B4, B3, B2`` (masked pixels 0) on the product's
+grid, so no resampling happens at the paper's 10 m.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seaice_utils.collect.run import (CollectionUnavailable, Product, SceneSink, ee_request,
+                                      run_products)
+from seaice_utils.errors import InputError
+
+__all__ = ["PROJECT_VARS", "KEY_VARS", "credential_status", "ee_initialize", "build_collection",
+           "product_from_info", "pixels_request", "decode_geotiff", "collect_earthengine"]
+
+#: Environment variables read for the Cloud project, in order.
+PROJECT_VARS = ("EARTHENGINE_PROJECT", "EE_PROJECT", "GOOGLE_CLOUD_PROJECT")
+#: Environment variables read for a credentials (key) file, in order.
+KEY_VARS = ("EE_SERVICE_ACCOUNT_KEY", "GOOGLE_APPLICATION_CREDENTIALS")
+
+HOW_TO = ("To use Earth Engine: either run `earthengine authenticate` once (or ee.Authenticate() in "
+          "a notebook) and set EARTHENGINE_PROJECT to your Earth-Engine-registered Cloud project, "
+          "or set EE_SERVICE_ACCOUNT_KEY (or GOOGLE_APPLICATION_CREDENTIALS) to a service-account "
+          "JSON key file. Without an account, use data.source: stac.")
+
+
+def _first(env, names) -> str | None:
+    return next((n for n in names if env.get(n)), None)
+
+
+def _stored_user_credentials(env) -> bool:
+    home = Path(env.get("HOME") or Path.home())
+    return (home / ".config" / "earthengine" / "credentials").is_file()
+
+
+def _gcloud_adc(env) -> bool:
+    cfg = env.get("CLOUDSDK_CONFIG")
+    base = Path(cfg) if cfg else Path(env.get("HOME") or Path.home()) / ".config" / "gcloud"
+    return (base / "application_default_credentials.json").is_file()
+
+
+def credential_status(environ: dict | None = None) -> dict[str, Any]:
+    """Which Earth Engine credentials are configured, without contacting anything.
+
+    Returns
+    -------
+    dict
+        ``ready`` (bool), ``method`` (text naming the variable or store used), ``key_var`` and
+        ``project_var`` (names of the environment variables, or None), ``project`` (where the
+        project comes from, e.g. ``$EARTHENGINE_PROJECT``) and ``problem`` (what is missing).
+        Values of the variables are never included.
+    """
+    env = os.environ if environ is None else environ
+    key_var, project_var = _first(env, KEY_VARS), _first(env, PROJECT_VARS)
+    out = {"ready": False, "method": None, "key_var": key_var, "project_var": project_var,
+           "project": f"${project_var}" if project_var else None, "problem": ""}
+    if key_var:
+        path = Path(env[key_var]).expanduser()
+        if not path.is_file():
+            out["problem"] = f"${key_var} is set but does not name a readable file. " + HOW_TO
+            return out
+        try:
+            kind = json.loads(path.read_text()).get("type")
+        except (OSError, ValueError, AttributeError):
+            kind = None
+        if kind == "service_account":
+            out.update(ready=True, method=f"service-account key file named by ${key_var}")
+            if not project_var:
+                out["project"] = "the service-account key"
+            return out
+        if kind is None:
+            out["problem"] = f"the file named by ${key_var} is not a JSON credentials file. " + HOW_TO
+            return out
+        out["method"] = f"credentials file named by ${key_var} ({kind})"
+    elif _stored_user_credentials(env):
+        out["method"] = "stored Earth Engine user credentials (earthengine authenticate)"
+    elif _gcloud_adc(env):
+        out["method"] = "Google application default credentials (gcloud)"
+    else:
+        out["problem"] = "no Earth Engine credentials found. " + HOW_TO
+        return out
+    if not project_var:
+        out["problem"] = ("no Cloud project: set EARTHENGINE_PROJECT to the project registered "
+                          "for Earth Engine. " + HOW_TO)
+        return out
+    out["ready"] = True
+    return out
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for value, name in secrets:
+        if value:
+            text = text.replace(value, f"<{name}>")
+    return text
+
+
+def ee_initialize(*, environ: dict | None = None, timeout_s: float = 60) -> dict[str, Any]:
+    """Initialise the Earth Engine client from the environment.
+
+    Returns
+    -------
+    dict
+        :func:`credential_status` of what was used (names only, no values).
+
+    Raises
+    ------
+    CollectionUnavailable
+        No credentials or project, the library is missing, or Earth Engine cannot be reached;
+        the message says which and how to fix it, and holds no secret.
+    """
+    env = os.environ if environ is None else environ
+    st = credential_status(env)
+    if not st["ready"]:
+        raise CollectionUnavailable("Earth Engine is not available: " + st["problem"])
+    try:
+        import ee
+    except ImportError:
+        raise CollectionUnavailable("Earth Engine is not available: the earthengine-api package "
+                                    "is not installed (pip install earthengine-api)") from None
+    secrets: list[tuple[str, str]] = []
+    project = env.get(st["project_var"]) if st["project_var"] else None
+    if project:
+        secrets.append((project, st["project_var"]))
+    try:
+        if st["key_var"]:
+            key_path = str(Path(env[st["key_var"]]).expanduser())
+            secrets.append((key_path, st["key_var"]))
+            info = json.loads(Path(key_path).read_text())
+            for k in ("client_email", "project_id", "private_key_id"):
+                if info.get(k):
+                    secrets.append((str(info[k]), f"{k} of ${st['key_var']}"))
+            if info.get("type") == "service_account":
+                credentials = ee.ServiceAccountCredentials(None, key_file=key_path)
+                project = project or info.get("project_id")
+            else:
+                import google.auth
+
+                credentials, _ = google.auth.load_credentials_from_file(
+                    key_path, scopes=ee.oauth.SCOPES)
+        else:
+            credentials = "persistent"
+        ee.Initialize(credentials=credentials, project=project)
+        ee.data.setDeadline(int(timeout_s * 1000))
+    except CollectionUnavailable:
+        raise
+    except Exception as exc:  # network, refused credentials, unregistered project, ...
+        msg = _scrub(f"{type(exc).__name__}: {exc}", secrets)
+        raise CollectionUnavailable(
+            f"Earth Engine could not be initialised ({msg[:600]}). Check the network and that "
+            f"the credentials ({st['method']}) and the project are valid. " + HOW_TO) from None
+    return st
+
+
+def build_collection(spec: dict):
+    """The ``ee.ImageCollection`` of a request made by :func:`seaice_utils.collect.ee_request`.
+
+    Needs an initialised ``ee`` (or the offline test set-up of ``ee.apitestcase``).
+    """
+    import ee
+
+    r = spec["region"]
+    region = ee.Geometry.Rectangle([r["west"], r["south"], r["east"], r["north"]], None,
+                                   spec["geodesic"])
+    return (ee.ImageCollection(spec["collection"])
+            .filterBounds(region)
+            .filterDate(spec["start"], spec["end"])
+            .filter(ee.Filter.lte(spec["cloud_property"], spec["max_cloud_cover"]))
+            .select(spec["bands"])
+            .limit(spec["max_products"], spec["cloud_property"]))
+
+
+def product_from_info(info: dict, spec: dict) -> Product:
+    """A :class:`~seaice_utils.collect.Product` from one image of ``collection.getInfo()``."""
+    from datetime import datetime, timezone
+
+    props = info.get("properties", {})
+    band = next((b for b in info.get("bands", []) if b.get("id") == spec["bands"][0]), None)
+    if band is None or "crs_transform" not in band or "dimensions" not in band:
+        raise InputError(f"Earth Engine image {info.get('id')} has no band {spec['bands'][0]} "
+                         "grid in its description")
+    w, h = band["dimensions"]
+    t = band["crs_transform"]
+    ts = props.get("system:time_start")
+    when = datetime.fromtimestamp(ts / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") \
+        if ts is not None else ""
+    foot = props.get("system:footprint") or {}
+    rings = None
+    if foot.get("type") == "LinearRing":
+        rings = [foot["coordinates"]]
+    elif foot.get("type") == "Polygon":
+        rings = foot["coordinates"]
+    return Product(
+        id=props.get("PRODUCT_ID") or info["id"], crs=band["crs"],
+        transform=(t[0], t[1], t[2], t[3], t[4], t[5]), height=int(h), width=int(w),
+        datetime=when, tile=str(props.get("MGRS_TILE", "")),
+        cloud_cover=props.get(spec["cloud_property"]), footprint=rings, offset=0.0,
+        offset_source="Earth Engine harmonized collection (offset removed)",
+        baseline=str(props["PROCESSING_BASELINE"]) if props.get("PROCESSING_BASELINE") else None,
+        extra={"ee_id": info["id"]})
+
+
+def pixels_request(spec: dict, product: Product, row: int, col: int) -> dict[str, Any]:
+    """The ``ee.data.computePixels`` request of one scene (``expression`` is an ``ee.Image``)."""
+    import ee
+
+    from seaice_utils.collect.run import window_transform
+
+    a, _, c, _, e, f = window_transform(product, row, col, spec["scale"])
+    image = ee.Image(product.extra["ee_id"]).select(spec["bands"]).unmask(0).toUint16()
+    return {
+        "expression": image,
+        "fileFormat": spec["file_format"],
+        "grid": {
+            "dimensions": {"width": spec["scene_px"], "height": spec["scene_px"]},
+            "affineTransform": {"scaleX": a, "shearX": 0.0, "translateX": c,
+                                "shearY": 0.0, "scaleY": e, "translateY": f},
+            "crsCode": product.crs,
+        },
+    }
+
+
+def decode_geotiff(data: bytes, *, shape: tuple[int, int], what: str = "GeoTIFF") -> np.ndarray:
+    """The (H, W, 3) DN array of GeoTIFF bytes (as ``computePixels`` returns them)."""
+    from rasterio.io import MemoryFile
+
+    try:
+        with MemoryFile(data) as mem, mem.open() as src:
+            arr = src.read()
+    except Exception as exc:
+        raise InputError(f"{what}: not a readable GeoTIFF ({exc})") from None
+    if arr.shape != (3, *shape):
+        raise InputError(f"{what}: expected 3 bands of {shape[0]} x {shape[1]} px "
+                         f"(got {arr.shape})")
+    return np.moveaxis(arr, 0, -1)
+
+
+def collect_earthengine(params: dict, root: str | os.PathLike, *, progress: bool = True,
+                        environ: dict | None = None) -> tuple[list[dict], dict]:
+    """Collect the profile's scenes from Earth Engine into ``root``.
+
+    Returns
+    -------
+    rows : list of dict
+        Catalogue rows (also in ``root/catalogue.csv``).
+    details : dict
+        The request (without secrets), the credential method and the product count.
+
+    Raises
+    ------
+    CollectionUnavailable
+        No credentials, no network, or Earth Engine refused a request.
+    """
+    spec = ee_request(params)
+    status = ee_initialize(environ=environ, timeout_s=params["collect"]["timeout_s"])
+    import ee
+
+    try:
+        info = build_collection(spec).getInfo()
+    except Exception as exc:
+        raise CollectionUnavailable(f"Earth Engine query failed ({type(exc).__name__}: "
+                                    f"{str(exc)[:400]})") from None
+    products = [product_from_info(f, spec) for f in info.get("features", [])]
+    sink = SceneSink(root, source="earthengine", query=spec, params=params)
+    px = spec["scene_px"]
+
+    def fetch(product: Product, row: int, col: int) -> np.ndarray:
+        try:
+            data = ee.data.computePixels(pixels_request(spec, product, row, col))
+        except Exception as exc:
+            raise CollectionUnavailable(
+                f"Earth Engine refused the pixels of {product.id} at row {row}, col {col} "
+                f"({type(exc).__name__}: {str(exc)[:400]}); rerun to resume") from None
+        return decode_geotiff(data, shape=(px, px), what=f"{product.id} r{row} c{col}")
+
+    rows = run_products(sink, products, fetch, region=spec["region"], progress=progress,
+                        desc="Earth Engine scenes")
+    details = {"collection": spec["collection"], "credentials": status["method"],
+               "project_from": status["project"], "products": len(products),
+               "request": {k: v for k, v in spec.items()}}
+    return rows, details

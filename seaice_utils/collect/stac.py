@@ -1,0 +1,250 @@
+"""Collecting the scenes from an open STAC API, without an account (``data.source: stac``).
+
+The query (:func:`seaice_utils.collect.stac_request`: collection, bbox, datetime interval,
+``eo:cloud_cover`` filter) is sent as a STAC item search with ``pystac-client`` to
+``collect.stac_url`` (Earth Search v1 by default, whose ``sentinel-2-l2a`` items point at public
+cloud-optimised GeoTIFFs on AWS). For each item the red, green and blue assets are found by key
+(``red``, ``B04``, ...) or by their ``eo:bands`` names and opened with rasterio through GDAL's
+``/vsicurl/`` (``/vsis3/`` for ``s3://`` hrefs, unsigned); each scene is a windowed read of the
+three COGs (HTTP range requests, only the tiles needed), cut on the product's own UTM grid like
+the Earth Engine path and written by :class:`seaice_utils.collect.SceneSink`.
+
+Reflectance offset of an item (``collect.reflectance_offset: auto``), in order:
+``earthsearch:boa_offset_applied`` true -> 0 (already removed); the processing baseline
+(``s2:processing_baseline``, or the ``_Nxxxx`` token of ``s2:product_uri``) -> -0.1 from 04.00
+on, else 0; the asset's ``raster:bands`` offset; else 0. (Earth Search has mis-tagged some 2022+
+items; set ``collect.reflectance_offset`` to a number to override. The paper's November 2019
+scenes predate baseline 04.00, so their offset is 0.)
+
+GDAL settings used for the reads (:func:`gdal_options`): no directory listing on open, HTTP
+timeouts from ``collect.timeout_s``, retries, merged range requests, unsigned S3 access.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from typing import Any
+
+import numpy as np
+
+from seaice_utils.collect.run import (CollectionUnavailable, Product, SceneSink, band_id,
+                                      offset_for_baseline, parse_baseline, read_window,
+                                      run_products, stac_request)
+
+__all__ = ["gdal_options", "vsi_path", "search_items", "asset_href", "item_offset",
+           "product_from_item", "collect_stac"]
+
+
+def gdal_options(timeout_s: float = 60) -> dict[str, str]:
+    """GDAL configuration for reading COGs over HTTP (passed to ``rasterio.Env``)."""
+    t = str(max(1, int(round(timeout_s))))
+    return {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_TIMEOUT": t,
+            "GDAL_HTTP_CONNECTTIMEOUT": t, "GDAL_HTTP_MAX_RETRY": "3",
+            "GDAL_HTTP_RETRY_DELAY": "1", "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+            "GDAL_HTTP_MULTIRANGE": "SINGLE_GET", "VSI_CACHE": "TRUE",
+            "AWS_NO_SIGN_REQUEST": "YES"}
+
+
+def vsi_path(href: str) -> str:
+    """The GDAL virtual path of an asset href.
+
+    >>> vsi_path("https://host/a/B04.tif"), vsi_path("s3://bucket/a/B04.tif"), vsi_path("/data/x.tif")
+    ('/vsicurl/https://host/a/B04.tif', '/vsis3/bucket/a/B04.tif', '/data/x.tif')
+    """
+    if href.startswith(("http://", "https://")):
+        return "/vsicurl/" + href
+    if href.startswith("s3://"):
+        return "/vsis3/" + href[5:]
+    if href.startswith("file://"):
+        return href[7:]
+    return href
+
+
+def search_items(spec: dict) -> list:
+    """Items of a STAC item search (``pystac.Item``), sorted by cloud cover, date and id.
+
+    Raises
+    ------
+    CollectionUnavailable
+        The API cannot be reached or refuses the search.
+    """
+    try:
+        from pystac_client import Client
+    except ImportError:
+        raise CollectionUnavailable("the STAC path needs pystac-client (pip install "
+                                    "pystac-client)") from None
+    try:
+        client = Client.open(spec["url"], timeout=spec["timeout_s"])
+        search = client.search(collections=spec["collections"], bbox=spec["bbox"],
+                               datetime=spec["datetime"], query=spec["query"],
+                               max_items=spec["max_products"])
+        items = list(search.items())
+    except Exception as exc:  # requests' connection errors, pystac_client.APIError, ...
+        raise CollectionUnavailable(
+            f"the STAC API at {spec['url']} could not be searched ({type(exc).__name__}: "
+            f"{str(exc)[:400]}); check the network or collect.stac_url") from None
+
+    def key(it):
+        cc = it.properties.get("eo:cloud_cover")
+        return (cc if cc is not None else 101.0, str(it.properties.get("datetime")), it.id)
+
+    return sorted(items, key=key)
+
+
+def asset_href(item, band: str) -> tuple[str, Any]:
+    """Href and asset of a band (``B04`` style) of an item: by key, then by ``eo:bands`` name.
+
+    Raises
+    ------
+    KeyError
+        The item has no asset for the band.
+    """
+    names = {band_id(band, style="file"), band_id(band, style="ee"),
+             band_id(band, style="common")}
+    lower = {n.lower() for n in names}
+    for k, a in item.assets.items():
+        if k in names or k.lower() in lower:
+            return a.href, a
+    for k, a in item.assets.items():
+        if k.endswith("-jp2"):
+            continue
+        bands = a.extra_fields.get("eo:bands") or [
+            b.get("eo:bands", [{}])[0] if isinstance(b.get("eo:bands"), list) else {}
+            for b in a.extra_fields.get("bands", [])]
+        for b in bands or []:
+            if b.get("name") in names or str(b.get("name", "")).lower() in lower:
+                return a.href, a
+    raise KeyError(f"item {item.id} has no asset for band {band} (assets: "
+                   f"{', '.join(item.assets)})")
+
+
+def item_offset(item, asset, offset_param: Any) -> tuple[float, str, str | None]:
+    """Reflectance offset of an item's DNs: ``(offset, where it came from, baseline)``."""
+    p = item.properties
+    baseline = parse_baseline(p.get("s2:processing_baseline") or
+                              p.get("sentinel:processing_baseline") or p.get("processing:version"))
+    baseline = baseline or parse_baseline(p.get("s2:product_uri") or p.get("s2:granule_id") or "")
+    if offset_param != "auto":
+        return float(offset_param), "collect.reflectance_offset", baseline
+    applied = p.get("earthsearch:boa_offset_applied", p.get("sentinel:boa_offset_applied"))
+    if applied is True:
+        return 0.0, "earthsearch:boa_offset_applied (already removed)", baseline
+    if baseline:
+        return offset_for_baseline(baseline), f"processing baseline {baseline}", baseline
+    rb = asset.extra_fields.get("raster:bands") or []
+    if rb and isinstance(rb[0], dict) and rb[0].get("offset") is not None:
+        return float(rb[0]["offset"]), "raster:bands offset of the asset", None
+    return 0.0, "baseline unknown: no offset assumed", None
+
+
+def _tile(item) -> str:
+    p = item.properties
+    if p.get("s2:mgrs_tile"):
+        return str(p["s2:mgrs_tile"])
+    if p.get("mgrs:utm_zone") is not None:
+        return f"{int(p['mgrs:utm_zone']):02d}{p.get('mgrs:latitude_band', '')}" \
+               f"{p.get('mgrs:grid_square', '')}"
+    m = re.search(r"_T?(\d{2}[A-Z]{3})_", item.id + "_")
+    return m[1] if m else ""
+
+
+def _rings(geometry: dict | None) -> list | None:
+    if not geometry:
+        return None
+    if geometry.get("type") == "Polygon":
+        return geometry["coordinates"]
+    if geometry.get("type") == "MultiPolygon":
+        return [r for poly in geometry["coordinates"] for r in poly]
+    return None
+
+
+def product_from_item(item, spec: dict, datasets: list) -> Product:
+    """A :class:`~seaice_utils.collect.Product` of an item whose R, G, B assets are open."""
+    ds = datasets[0]
+    _, asset = asset_href(item, spec["bands"][0])
+    off, src, baseline = item_offset(item, asset, spec["reflectance_offset"])
+    cc = item.properties.get("eo:cloud_cover")
+    when = str(item.properties.get("datetime") or "")
+    return Product(id=item.id, crs=ds.crs.to_wkt() if ds.crs.to_epsg() is None else
+                   f"EPSG:{ds.crs.to_epsg()}", transform=tuple(ds.transform)[:6],
+                   height=ds.height, width=ds.width,
+                   datetime=when[:19] + "Z" if when else "",
+                   tile=_tile(item), cloud_cover=cc, footprint=_rings(item.geometry),
+                   offset=off, offset_source=src, baseline=baseline,
+                   extra={"collection": item.collection_id})
+
+
+def collect_stac(params: dict, root: str | os.PathLike, *,
+                 progress: bool = True) -> tuple[list[dict], dict]:
+    """Collect the profile's scenes from the STAC API into ``root``.
+
+    Returns
+    -------
+    rows : list of dict
+        Catalogue rows (also in ``root/catalogue.csv``).
+    details : dict
+        The request, the number of items found and skipped.
+
+    Raises
+    ------
+    CollectionUnavailable
+        The API or the COG hosts cannot be reached.
+    """
+    import rasterio
+
+    spec = stac_request(params)
+    items = search_items(spec)
+    sink = SceneSink(root, source="stac", query=spec, params=params)
+    skipped: list[str] = []
+    opened: dict[str, list] = {}
+
+    def products():
+        for item in items:
+            if sink.full:
+                return
+            try:
+                hrefs = [asset_href(item, b)[0] for b in spec["bands"]]
+            except KeyError as exc:
+                skipped.append(f"{item.id}: {exc.args[0]}")
+                continue
+            try:
+                dss = [rasterio.open(vsi_path(h)) for h in hrefs]
+            except rasterio.errors.RasterioIOError as exc:
+                raise CollectionUnavailable(
+                    f"cannot open the COGs of STAC item {item.id} ({str(exc)[:300]}); check the "
+                    "network (the search worked, the asset host did not answer)") from None
+            grids = {(str(d.crs), tuple(d.transform)[:6], d.shape) for d in dss}
+            if len(grids) != 1:
+                skipped.append(f"{item.id}: red, green and blue assets are on different grids")
+                for d in dss:
+                    d.close()
+                continue
+            opened[item.id] = dss
+            try:
+                yield product_from_item(item, spec, dss)
+            finally:
+                for d in opened.pop(item.id, []):
+                    d.close()
+
+    def fetch(product: Product, row: int, col: int) -> np.ndarray:
+        dss = opened[product.id]
+        ratio = float(spec["scale"]) / product.native_res
+        try:
+            return read_window([(d, 1) for d in dss], row, col, spec["scene_px"], ratio)
+        except rasterio.errors.RasterioIOError as exc:
+            raise CollectionUnavailable(f"reading {product.id} at row {row}, col {col} failed "
+                                        f"({str(exc)[:300]}); rerun to resume") from None
+
+    with rasterio.Env(**gdal_options(spec["timeout_s"])):
+        rows = run_products(sink, products(), fetch, region=dict(zip(
+            ("west", "south", "east", "north"), spec["bbox"])), progress=progress,
+            desc="STAC scenes")
+    if skipped:
+        warnings.warn(f"{len(skipped)} STAC items skipped: " + "; ".join(skipped[:5]), UserWarning,
+                      stacklevel=2)
+    details = {"stac_url": spec["url"], "collection": spec["collections"][0],
+               "level": spec["level"], "products": len(items), "skipped_products": len(skipped),
+               "request": spec}
+    return rows, details

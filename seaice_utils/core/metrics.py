@@ -1,0 +1,134 @@
+"""Evaluation metrics for class maps; every function ignores no-data (255 in either map).
+
+Confusion matrices follow the paper's orientation: element (row A, column B) is the share of
+class-B reference pixels predicted as A, so each column sums to 100 %.
+
+Averages: *macro* is the unweighted mean over classes present in the reference; *weighted* weights
+each class by its reference pixel count (scikit-learn's ``average="weighted"``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seaice_utils.core.classes import CLASS_NAMES, NODATA
+from seaice_utils.errors import InputError
+
+__all__ = ["valid_mask", "confusion_counts", "confusion_percent", "pixel_accuracy",
+           "classification_report", "report_from_counts", "label_ssim"]
+
+N_CLASSES = 3
+
+
+def _check_pair(pred: np.ndarray, ref: np.ndarray) -> None:
+    if pred.shape != ref.shape:
+        raise InputError(f"prediction and reference shapes differ: {pred.shape} vs {ref.shape}")
+    for what, a in (("prediction", pred), ("reference", ref)):
+        if not np.issubdtype(a.dtype, np.integer):
+            raise InputError(f"{what} must be an integer class map (got {a.dtype})")
+
+
+def valid_mask(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Pixels that are data in both maps."""
+    _check_pair(pred, ref)
+    return (pred != NODATA) & (ref != NODATA)
+
+
+def confusion_counts(pred: np.ndarray, ref: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
+    """Counts C[a, b] = number of pixels of reference class b predicted as a (no-data ignored).
+
+    >>> import numpy as np
+    >>> confusion_counts(np.array([0, 1, 1, 255]), np.array([0, 0, 1, 2])).tolist()
+    [[1, 0, 0], [1, 1, 0], [0, 0, 0]]
+    """
+    m = valid_mask(pred, ref)
+    p = pred[m].astype(np.int64)
+    r = ref[m].astype(np.int64)
+    if p.size and (p.max() >= n_classes or r.max() >= n_classes):
+        raise InputError(f"class maps hold values outside 0..{n_classes - 1} and {NODATA}")
+    return np.bincount(p * n_classes + r, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def confusion_percent(counts: np.ndarray) -> np.ndarray:
+    """Column-normalised confusion matrix in percent (columns with no pixels are NaN)."""
+    col = counts.sum(axis=0, keepdims=True).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(col > 0, 100.0 * counts / col, np.nan)
+
+
+def pixel_accuracy(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Share of valid pixels whose class agrees (NaN when no pixel is valid)."""
+    m = valid_mask(pred, ref)
+    n = int(m.sum())
+    return float((pred[m] == ref[m]).sum()) / n if n else float("nan")
+
+
+def classification_report(pred: np.ndarray, ref: np.ndarray) -> dict:
+    """Accuracy, per-class / macro / weighted precision, recall, F1 and IoU.
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``n_pixels``, ``per_class`` {name: {precision, recall, f1, iou, support}},
+        ``macro`` and ``weighted`` {precision, recall, f1, iou}, ``confusion`` (counts, list of
+        lists, paper orientation).
+    """
+    return report_from_counts(confusion_counts(pred, ref))
+
+
+def report_from_counts(counts: np.ndarray) -> dict:
+    """:func:`classification_report` from confusion counts (paper orientation), e.g. summed
+    over many tiles."""
+    c = np.asarray(counts, np.int64)
+    tp = np.diag(c).astype(float)
+    predicted = c.sum(axis=1).astype(float)
+    support = c.sum(axis=0).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(support > 0, tp / support, np.nan)
+        f1 = np.where(precision + np.nan_to_num(recall) > 0,
+                      2 * precision * recall / (precision + recall), 0.0)
+        union = predicted + support - tp
+        iou = np.where(union > 0, tp / union, np.nan)
+    present = support > 0
+    per_class = {CLASS_NAMES[k]: {"precision": float(precision[k]), "recall": float(recall[k]),
+                                  "f1": float(f1[k]), "iou": float(iou[k]),
+                                  "support": int(support[k])} for k in range(N_CLASSES)}
+    total = support.sum()
+
+    def avg(v: np.ndarray, weighted: bool) -> float:
+        if not present.any():
+            return float("nan")
+        if weighted:
+            return float((v[present] * support[present]).sum() / total)
+        return float(v[present].mean())
+
+    metrics = {"precision": precision, "recall": recall, "f1": f1, "iou": iou}
+    return {
+        "accuracy": float(tp.sum() / total) if total else float("nan"),
+        "n_pixels": int(total),
+        "per_class": per_class,
+        "macro": {k: avg(v, False) for k, v in metrics.items()},
+        "weighted": {k: avg(v, True) for k, v in metrics.items()},
+        "confusion": c.tolist(),
+    }
+
+
+def label_ssim(pred: np.ndarray, ref: np.ndarray, *, win_size: int = 7) -> float:
+    """Structural similarity (SSIM) between two class maps, averaged over valid pixels.
+
+    Classes are mapped to grey levels 0, 127.5, 255 (data range 255) and scikit-image's SSIM map is
+    computed with a ``win_size`` Gaussian-free uniform window; its mean over pixels valid in both
+    maps is returned (no-data pixels are set equal in both maps so they add no structure).
+    """
+    from skimage.metrics import structural_similarity
+
+    m = valid_mask(pred, ref)
+    if not m.any():
+        return float("nan")
+    a = np.where(m, pred, 0).astype(np.float64) * 127.5
+    b = np.where(m, ref, 0).astype(np.float64) * 127.5
+    if min(a.shape) < win_size:
+        raise InputError(f"SSIM needs maps of at least {win_size} px per side (got {a.shape})")
+    _, smap = structural_similarity(a, b, data_range=255.0, win_size=win_size, full=True)
+    return float(smap[m].mean())
