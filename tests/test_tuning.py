@@ -6,12 +6,16 @@ import cv2
 import numpy as np
 import pytest
 
-from seaice_utils.tuning import panels as tuning
+from seaice_utils import tuning
 from seaice_utils.core.classes import NODATA, THICK, THIN, WATER
+from seaice_utils.core.scenes import write_png
 from seaice_utils.data.dataset import read_catalogue
 from seaice_utils.errors import InputError, ParamsError
 from seaice_utils.params import defaults, load_params, load_params_dict
-from seaice_utils.core.scenes import write_png
+from seaice_utils.tuning.previews import (FRACTION_COLUMNS, VARIANTS, agreement, class_shares,
+                                          preview)
+from seaice_utils.tuning.samples import TuningSample, crop_or_resize
+from seaice_utils.tuning.settings import settings_of, write_tuned_params
 
 SIZE = 96
 
@@ -22,7 +26,7 @@ def params() -> dict:
     return load_params_dict({"filter": {"median_kernel": 31}, "global": {"progress": False}})
 
 
-def _scene(seed: int = 0, *, with_truth: bool = True) -> tuning.TuningSample:
+def _scene(seed: int = 0, *, with_truth: bool = True) -> TuningSample:
     """Three vertical bands: water (V 15), thin ice (V 120), thick ice (V 235), light noise,
     a no-data block in a corner."""
     rng = np.random.default_rng(seed)
@@ -40,12 +44,12 @@ def _scene(seed: int = 0, *, with_truth: bool = True) -> tuning.TuningSample:
     truth[nodata] = NODATA
     cloud = np.zeros((SIZE, SIZE), np.uint8)
     cloud[40:60, :] = 1
-    return tuning.TuningSample(f"tiny_{seed}", rgb, nodata, truth if with_truth else None, cloud)
+    return TuningSample(f"tiny_{seed}", rgb, nodata, truth if with_truth else None, cloud)
 
 
 # ------------------------------------------------------------------------------ settings
 def test_settings_round_trip(params):
-    s = tuning.settings_of(params)
+    s = settings_of(params)
     assert s["filter.median_kernel"] == 31
     assert s["autolabel.water.upper.V"] == 30 and s["autolabel.thick.upper.H"] == 185
     assert tuning.apply_settings(params, s) == params
@@ -97,12 +101,12 @@ def test_threshold_warnings_gap_overlap_and_levels(params):
 # ------------------------------------------------------------------------------ previews
 def test_preview_of_a_clean_scene(params):
     s = _scene()
-    pv = tuning.preview(s.rgb, s.nodata, s.truth, params)
+    pv = preview(s.rgb, s.nodata, s.truth, params)
     for key in ("labels_raw", "labels_filtered", "filtered"):
         assert pv[key].shape == (SIZE, SIZE)
     assert set(np.unique(pv["filtered"])) <= {0, 155, 255}
     assert pv["n_pixels"] == SIZE * SIZE - 64 == pv["n_reference"]
-    for variant in tuning.VARIANTS:
+    for variant in VARIANTS:
         assert sum(pv["fractions"][variant].values()) == pytest.approx(1.0)
     # the bands sit well inside the paper's V ranges: plain thresholds are exact
     assert pv["agreement"]["no filter"] == 1.0
@@ -113,17 +117,17 @@ def test_preview_of_a_clean_scene(params):
 
 def test_preview_without_truth(params):
     s = _scene(with_truth=False)
-    pv = tuning.preview(s.rgb, s.nodata, None, params)
+    pv = preview(s.rgb, s.nodata, None, params)
     assert pv["agreement"] == {} and "reference" not in pv["fractions"]
     assert pv["n_reference"] == 0
 
 
 def test_moving_thin_thick_boundary_moves_pixels(params):
     s = _scene()
-    before = tuning.preview(s.rgb, s.nodata, s.truth, params)
+    before = preview(s.rgb, s.nodata, s.truth, params)
     moved = tuning.apply_settings(params, {"autolabel.thin.upper.V": 245,
                                            "autolabel.thick.lower.V": 246})
-    after = tuning.preview(s.rgb, s.nodata, s.truth, moved)
+    after = preview(s.rgb, s.nodata, s.truth, moved)
     fb, fa = before["fractions"]["no filter"], after["fractions"]["no filter"]
     # the thick band (V 230..240) becomes thin; water is unchanged
     assert fa["thick_ice"] == pytest.approx(0.0, abs=1e-3)
@@ -135,30 +139,30 @@ def test_moving_thin_thick_boundary_moves_pixels(params):
 def test_unlabelled_pixels_count_as_disagreement(params):
     s = _scene()
     gap = tuning.apply_settings(params, {"autolabel.thin.lower.V": 130})  # V 31..129 in no range
-    pv = tuning.preview(s.rgb, s.nodata, s.truth, gap)
+    pv = preview(s.rgb, s.nodata, s.truth, gap)
     thin_share = pv["fractions"]["reference"]["thin_ice"]
     assert pv["fractions"]["no filter"]["unlabelled"] == pytest.approx(thin_share)
     assert pv["agreement"]["no filter"] == pytest.approx(1 - thin_share)
 
 
 def test_class_shares_and_agreement_edge_cases():
-    empty = tuning.class_shares(np.zeros((2, 2), np.uint8), np.ones((2, 2), bool))
+    empty = class_shares(np.zeros((2, 2), np.uint8), np.ones((2, 2), bool))
     assert all(np.isnan(v) for v in empty.values())
-    assert np.isnan(tuning.agreement(np.zeros(3, np.uint8), np.full(3, 255, np.uint8)))
+    assert np.isnan(agreement(np.zeros(3, np.uint8), np.full(3, 255, np.uint8)))
     with pytest.raises(InputError, match="shapes differ"):
-        tuning.agreement(np.zeros(3, np.uint8), np.zeros(4, np.uint8))
+        agreement(np.zeros(3, np.uint8), np.zeros(4, np.uint8))
 
 
 def test_class_fraction_table_rows_and_weights(params):
     a, b = _scene(0), _scene(1)
-    b = tuning.TuningSample("other", b.rgb, b.nodata | (np.arange(SIZE)[None, :] < 48), b.truth,
+    b = TuningSample("other", b.rgb, b.nodata | (np.arange(SIZE)[None, :] < 48), b.truth,
                             None)
     pvs = tuning.preview_all([a, b], params)
     df = tuning.class_fraction_table(pvs)
     assert list(df.columns) == ["scene", "labels", "cloud_fraction", "open_water", "thin_ice",
                                 "thick_ice", "unlabelled", "pixels", "agreement"]
     assert list(df["scene"]) == ["tiny_0"] * 3 + ["other"] * 3 + ["all"] * 3
-    np.testing.assert_allclose(df[list(tuning.FRACTION_COLUMNS)].sum(axis=1), 1.0)
+    np.testing.assert_allclose(df[list(FRACTION_COLUMNS)].sum(axis=1), 1.0)
     assert df["agreement"][df["labels"] == "reference"].isna().all()
     assert np.isnan(df.loc[3, "cloud_fraction"]) and df.loc[0, "cloud_fraction"] == pytest.approx(
         20 * SIZE / (SIZE * SIZE - 64))
@@ -195,26 +199,26 @@ def test_figures_render(params):
 
 def test_cloudiest():
     a, b = _scene(0), _scene(1)
-    clear = tuning.TuningSample("clear", a.rgb, a.nodata, a.truth, np.zeros_like(a.cloud))
+    clear = TuningSample("clear", a.rgb, a.nodata, a.truth, np.zeros_like(a.cloud))
     assert tuning.cloudiest([clear, b]).name == "tiny_1"
-    plain = tuning.TuningSample("plain", a.rgb, a.nodata)
+    plain = TuningSample("plain", a.rgb, a.nodata)
     assert tuning.cloudiest([plain]).name == "plain"
 
 
 # ------------------------------------------------------------------------------ samples
 def test_crop_or_resize():
     img = np.arange(100 * 60, dtype=np.int32).reshape(100, 60).astype(np.uint8)
-    crop = tuning.crop_or_resize(img, 50)
+    crop = crop_or_resize(img, 50)
     assert crop.shape == (50, 50)
     assert crop[0, 0] == img[25, 5]                       # centre window
-    assert tuning.crop_or_resize(img, 200) is img
+    assert crop_or_resize(img, 200) is img
     mask = np.zeros((100, 60), bool)
     mask[:50] = True
-    small = tuning.crop_or_resize(mask, 50, mode="resize", nearest=True)
+    small = crop_or_resize(mask, 50, mode="resize", nearest=True)
     assert small.shape == (50, 30) and small.dtype == bool
     assert small[:25].all() and not small[25:].any()
     with pytest.raises(InputError, match="'crop' or 'resize'"):
-        tuning.crop_or_resize(img, 50, mode="zoom")
+        crop_or_resize(img, 50, mode="zoom")
 
 
 def test_load_samples_from_a_dataset_folder(tmp_path, params):
@@ -254,7 +258,7 @@ def test_write_tuned_params(tmp_path, params):
     assert tuning.save_tuned_params(params, prof) is None
     assert tuning.tuned_params_path(params, prof, default=tmp_path / "d.yml") == tmp_path / "d.yml"
     with pytest.raises(ParamsError, match=r"\.yml or \.yaml"):
-        tuning.write_tuned_params(p, tmp_path / "tuned.txt")
+        write_tuned_params(p, tmp_path / "tuned.txt")
 
 
 # ------------------------------------------------------------------------------ widget UI
@@ -269,7 +273,7 @@ def test_tuner_is_a_widget_with_controls(tuner):
     import ipywidgets
 
     assert isinstance(tuner.widget, ipywidgets.VBox)
-    assert set(tuner.controls) == set(tuning.settings_of(tuner.base_params))
+    assert set(tuner.controls) == set(settings_of(tuner.base_params))
     assert tuner.error is None and tuner.image.value[:4] == b"\x89PNG"
     assert "thin ice" in tuner.metrics.value and "agreement" in tuner.metrics.value
 
@@ -345,7 +349,7 @@ def test_scene_selector_and_reset(tuner):
     tuner.controls["filter.dilation"].value = 3
     tuner.controls["autolabel.thin.upper.V"].value = 150
     tuner.reset_button.click()
-    assert tuner.settings() == tuning.settings_of(tuner.base_params)
+    assert tuner.settings() == settings_of(tuner.base_params)
     assert tuner.params == tuner.base_params
 
 
