@@ -41,4 +41,4 @@ clean-outputs:
 	find $(OUTPUTS) -mindepth 1 ! -name README.md -delete
 
 strip-notebooks: $(STAMP)
-	$(BIN)/python -m seaice_utils.notebooks strip notebooks/*.ipynb
+	$(BIN)/seaice notebooks strip notebooks/*.ipynb

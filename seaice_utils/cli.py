@@ -6,7 +6,7 @@
     seaice label INPUT OUTPUT [--engine {sequential,multiprocessing,spark}] [--workers N]
                  [--spark-master URL] [--no-filter] [--bands R,G,B] [--nodata V]
                  [--params FILE] [--resume]
-    seaice reproduce [--params FILE] [--outputs DIR] [--only 02,03]
+    seaice reproduce [--params FILE] [--outputs DIR] [--only 02,03] [--notebooks DIR]
     seaice collect [--params FILE] [--outputs DIR] [--source S] [--folder DIR] [--no-fallback]
     seaice train [--params FILE] [--outputs DIR] [--labels man|auto|both] [--workers N]
                  [--hosts H] [--epochs N] [--mixed-precision] [--xla]
@@ -16,6 +16,7 @@
                  [--engine {sequential,multiprocessing,spark}]
                  [--workers N] [--bands R,G,B] [--pixel-size M] [--resume]
     seaice params FILE            validate a profile and print it with defaults filled in
+    seaice notebooks strip|check NOTEBOOK...   notebook hygiene (outputs stripped, conventions)
 
 Exit status: 0 on success, 1 when some inputs failed (listed), 2 on bad arguments or parameters.
 """
@@ -94,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--params", default="quick", help="profile (file or name in params/; quick)")
     r.add_argument("--outputs", default="outputs", help="outputs folder (outputs)")
     r.add_argument("--only", help="comma-separated notebook numbers to run, e.g. 02,03")
+    r.add_argument("--notebooks", help="folder of the numbered notebooks (default: notebooks/ "
+                   "of the working directory or a folder above it)")
     r.add_argument("--no-progress", action="store_true")
 
     c = sub.add_parser("collect", help="collect the profile's scenes (Earth Engine, STAC, local "
@@ -179,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("params", help="validate a profile and print it with defaults filled in")
     p.add_argument("file")
+
+    nb = sub.add_parser("notebooks", help="notebook hygiene: strip outputs (before a commit) or "
+                        "check the conventions")
+    nb.add_argument("action", choices=("strip", "check"))
+    nb.add_argument("files", nargs="+", metavar="NOTEBOOK")
     return ap
 
 
@@ -265,7 +273,8 @@ def _cmd_reproduce(a) -> int:
     from seaice_utils.runner import run_notebooks
 
     only = [x.strip() for x in a.only.split(",")] if a.only else None
-    m = run_notebooks(a.params, a.outputs, only=only, progress=not a.no_progress)
+    m = run_notebooks(a.params, a.outputs, only=only, notebook_dir=a.notebooks,
+                      progress=not a.no_progress)
     for nb in m["notebooks"]:
         print(f"{nb['notebook']:<40} {nb['status']:>6} {nb['seconds']:8.1f} s")
     print(f"tables: {Path(a.outputs) / 'tables'}   figures: {Path(a.outputs) / 'figures'}   "
@@ -365,11 +374,24 @@ def _cmd_params(a) -> int:
     return 0
 
 
+def _cmd_notebooks(a) -> int:
+    from seaice_utils.notebooks import check_notebook, strip_notebook
+
+    if a.action == "strip":
+        for f in a.files:
+            if strip_notebook(f):
+                print(f"stripped {f}")
+        return 0
+    problems = [p for f in a.files for p in check_notebook(f)]
+    print("\n".join(problems) or "notebooks follow the conventions")
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     handler = {"synth": _cmd_synth, "label": _cmd_label, "reproduce": _cmd_reproduce,
                "params": _cmd_params, "collect": _cmd_collect, "train": _cmd_train,
-               "predict": _cmd_predict}[a.command]
+               "predict": _cmd_predict, "notebooks": _cmd_notebooks}[a.command]
     try:
         return handler(a)
     except SeaIceError as exc:

@@ -1,6 +1,6 @@
 """Notebook hygiene: strip outputs before commit, and check the compendium's conventions.
 
-``python -m seaice_utils.notebooks strip notebooks/*.ipynb`` removes outputs and execution counts
+``seaice notebooks strip notebooks/*.ipynb`` (``make strip-notebooks``) removes outputs and execution counts
 in place; ``check`` lists violations (outputs, a ``def``/``class`` in a cell, no ``parameters``
 cell, derived values in it) and exits non-zero if there are any.
 """
@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import ast
 import json
-import sys
 from pathlib import Path
 
-__all__ = ["strip_notebook", "check_notebook", "main"]
+__all__ = ["strip_notebook", "check_notebook"]
 
 
 def strip_notebook(path: str | Path) -> bool:
@@ -73,23 +72,3 @@ def _is_literal(node: ast.AST) -> bool:
         return True
     except ValueError:
         return False
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in ("strip", "check"):
-        print("usage: python -m seaice_utils.notebooks {strip|check} NOTEBOOK...", file=sys.stderr)
-        return 2
-    cmd, files = argv[0], argv[1:]
-    if cmd == "strip":
-        for f in files:
-            if strip_notebook(f):
-                print(f"stripped {f}")
-        return 0
-    problems = [p for f in files for p in check_notebook(f)]
-    print("\n".join(problems) or "notebooks follow the conventions")
-    return 1 if problems else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

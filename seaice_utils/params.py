@@ -25,9 +25,21 @@ from seaice_utils.errors import ParamsError
 from seaice_utils.labelling.settings import thresholds
 
 __all__ = ["SCHEMA", "Key", "load_params", "load_params_dict", "defaults", "dump_params",
-           "filter_params", "thresholds", "params_path", "PROFILE_DIR"]
+           "params_path", "project_folder"]
 
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "params"
+
+def project_folder(name: str, start: str | os.PathLike | None = None) -> Path | None:
+    """The project's ``name`` folder (``params``, ``notebooks``): in ``start`` (default: the
+    working directory) or the nearest folder above it that has one; None if there is none.
+
+    The compendium is run from its project folder (``make``, ``seaice reproduce``), so this finds
+    the profiles and notebooks of that checkout, not of wherever the package is installed.
+    """
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / name).is_dir():
+            return folder / name
+    return None
 
 
 @dataclass(frozen=True)
@@ -385,7 +397,11 @@ def params_path(path: str | os.PathLike) -> Path:
     """The file a profile argument names: a path, or a bare name (``quick``) in ``params/``."""
     p = Path(path)
     if not p.suffix and not p.exists():
-        p = PROFILE_DIR / f"{p.name}.yml"
+        folder = project_folder("params")
+        if folder is None:
+            raise ParamsError(f"params file not found: {path} (a bare profile name is looked up "
+                              "in params/ of the working directory or a folder above it)")
+        p = folder / f"{p.name}.yml"
     if not p.is_file():
         raise ParamsError(f"params file not found: {path}")
     return p.resolve()

@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from seaice_utils.core.scenes import atomic_write_bytes
 
-__all__ = ["tables_dir", "figures_dir", "save_table", "save_figure", "record", "write_rows_csv"]
+__all__ = ["tables_dir", "figures_dir", "save_table", "save_figure", "record", "write_rows_csv",
+           "environment_info"]
+
+PACKAGES = ("numpy", "opencv-python-headless", "tensorflow-cpu", "tensorflow", "horovod", "pyspark",
+            "papermill", "scikit-learn", "scikit-image", "matplotlib", "earthengine-api",
+            "ipywidgets", "pandas", "pyarrow", "rasterio", "pystac-client")
 
 
 def tables_dir(outputs: str | os.PathLike) -> Path:
@@ -66,3 +74,25 @@ def write_rows_csv(path: str | os.PathLike, rows) -> None:
     w.writeheader()
     w.writerows(rows)
     atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment_info() -> dict:
+    """Python, packages, machine: what a reader needs to judge the numbers."""
+    versions = {}
+    for pkg in PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return {"python": sys.version.split()[0], "platform": platform.platform(),
+            "cpu_count": os.cpu_count(), "cpu_model": _cpu_model(), "packages": versions}

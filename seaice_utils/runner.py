@@ -15,35 +15,40 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
-import sys
 import time
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 from seaice_utils.errors import SeaIceError
-from seaice_utils.params import load_params, params_path
+from seaice_utils.params import load_params, params_path, project_folder
+from seaice_utils.report import environment_info
 from seaice_utils.core.scenes import write_json
 
-__all__ = ["NOTEBOOK_DIR", "notebooks", "run_notebooks", "NotebookFailed", "environment_info"]
+__all__ = ["notebook_folder", "notebooks", "run_notebooks", "NotebookFailed"]
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
-PACKAGES = ("numpy", "opencv-python-headless", "tensorflow-cpu", "tensorflow", "horovod", "pyspark",
-            "papermill", "scikit-learn", "scikit-image", "matplotlib", "earthengine-api",
-            "ipywidgets", "pandas", "pyarrow", "rasterio", "pystac-client")
 
 
 class NotebookFailed(SeaIceError):
     """A notebook raised; the message names the notebook and the error."""
 
 
-def notebooks(folder: str | os.PathLike = NOTEBOOK_DIR, only: list[str] | None = None) -> list[Path]:
+def notebook_folder(folder: str | os.PathLike | None = None) -> Path:
+    """``folder``, or the project's ``notebooks/`` found from the working directory."""
+    if folder is not None:
+        return Path(folder)
+    found = project_folder("notebooks")
+    if found is None:
+        raise SeaIceError(f"no notebooks/ folder in {Path.cwd()} or above it: run from the "
+                          "compendium's folder or pass the notebook folder (--notebooks DIR)")
+    return found
+
+
+def notebooks(folder: str | os.PathLike | None = None,
+              only: list[str] | None = None) -> list[Path]:
     """Numbered notebooks (``NN_name.ipynb``) in run order, optionally only those whose number
-    or name is in ``only``."""
-    found = sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    or name is in ``only``; ``folder`` defaults to :func:`notebook_folder`."""
+    found = sorted(p for p in notebook_folder(folder).glob("[0-9][0-9]_*.ipynb"))
     if only:
         keep = [p for p in found if p.name[:2] in only or p.stem in only]
         unknown = set(only) - {p.name[:2] for p in keep} - {p.stem for p in keep}
@@ -54,9 +59,9 @@ def notebooks(folder: str | os.PathLike = NOTEBOOK_DIR, only: list[str] | None =
     return found
 
 
-def _git_commit() -> dict:
+def _git_commit(folder: Path) -> dict:
     def git(*args):
-        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+        return subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True,
                               timeout=20)
     try:
         head = git("rev-parse", "HEAD")
@@ -66,28 +71,6 @@ def _git_commit() -> dict:
         return {"commit": head.stdout.strip(), "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def environment_info() -> dict:
-    """Python, packages, machine: what a reader needs to judge the numbers."""
-    versions = {}
-    for pkg in PACKAGES:
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return {"python": sys.version.split()[0], "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "cpu_model": _cpu_model(), "packages": versions}
 
 
 def _write_manifest(path: Path, manifest: dict, outputs: Path) -> None:
@@ -104,7 +87,7 @@ def _write_manifest(path: Path, manifest: dict, outputs: Path) -> None:
 
 
 def run_notebooks(params_file: str | os.PathLike, outputs: str | os.PathLike = "outputs", *,
-                  only: list[str] | None = None, notebook_dir: str | os.PathLike = NOTEBOOK_DIR,
+                  only: list[str] | None = None, notebook_dir: str | os.PathLike | None = None,
                   kernel_name: str = "python3", progress: bool = True) -> dict:
     """Execute the numbered notebooks in order; return the manifest (also written to disk).
 
@@ -115,13 +98,14 @@ def run_notebooks(params_file: str | os.PathLike, outputs: str | os.PathLike = "
     """
     import papermill as pm
 
+    notebook_dir = notebook_folder(notebook_dir)
     ppath = params_path(params_file)
     params = load_params(ppath)          # fail early, before any kernel starts
     outputs = Path(outputs).resolve()
     for sub in ("notebooks", "tables", "figures"):
         (outputs / sub).mkdir(parents=True, exist_ok=True)
     manifest = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "params_file": ppath.name, "params": params, "git": _git_commit(),
+                "params_file": ppath.name, "params": params, "git": _git_commit(notebook_dir),
                 "environment": environment_info(), "notebooks": []}
     mpath = outputs / "manifest.json"
     nbs = notebooks(notebook_dir, only)

@@ -122,3 +122,44 @@ def test_papermill_smoke_run_of_every_notebook(tmp_path):
     assert tables and figures
     assert all(t.stat().st_size > 0 for t in tables)
     assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in figures)
+
+
+def test_runner_finds_the_notebooks_from_the_working_directory(tmp_path, monkeypatch):
+    from seaice_utils.errors import SeaIceError
+    from seaice_utils.runner import notebook_folder
+
+    project = tmp_path / "project"
+    (project / "notebooks").mkdir(parents=True)
+    make_nb(project / "notebooks" / "01_a.ipynb", "x = 1")
+    (project / "sub" / "deeper").mkdir(parents=True)
+    monkeypatch.chdir(project / "sub" / "deeper")
+    assert notebook_folder() == (project / "notebooks").resolve()
+    assert [p.name for p in notebooks()] == ["01_a.ipynb"]
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SeaIceError, match="no notebooks/ folder"):
+        notebooks()
+
+
+def test_bare_profile_names_resolve_from_the_working_directory(tmp_path, monkeypatch):
+    from seaice_utils.params import params_path
+
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "mine.yml").write_text("global: {seed: 3}\n")
+    monkeypatch.chdir(tmp_path)
+    assert params_path("mine") == (tmp_path / "params" / "mine.yml").resolve()
+    with pytest.raises(ParamsError, match="params file not found: quick"):
+        params_path("quick")
+
+
+def test_notebooks_command_checks_and_strips(tmp_path, capsys):
+    from seaice_utils.cli import main
+
+    nb = tmp_path / "01_x.ipynb"
+    make_nb(nb, "x = 1")
+    raw = json.loads(nb.read_text())
+    raw["cells"][1]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "1"}]
+    nb.write_text(json.dumps(raw))
+    assert main(["notebooks", "check", str(nb)]) == 1
+    assert "outputs" in capsys.readouterr().out
+    assert main(["notebooks", "strip", str(nb)]) == 0
+    assert main(["notebooks", "check", str(nb)]) == 0
