@@ -19,8 +19,12 @@ import pytest
 ee = pytest.importorskip("ee")
 rasterio = pytest.importorskip("rasterio")
 
+from seaice_utils.collect import credentials  # noqa: E402
 from seaice_utils.collect import earthengine as collect_ee  # noqa: E402
-from seaice_utils.collect.run import CollectionUnavailable, collect, ee_request, resolve_source
+from seaice_utils.collect.products import CollectionUnavailable  # noqa: E402
+from seaice_utils.collect.query import ee_request  # noqa: E402
+from seaice_utils.collect.run import collect  # noqa: E402
+from seaice_utils.data.dataset import ensure_dataset, resolve_source  # noqa: E402
 from seaice_utils.params import load_params, load_params_dict  # noqa: E402
 
 CLEAR = ("EARTHENGINE_PROJECT", "EE_PROJECT", "GOOGLE_CLOUD_PROJECT", "EE_SERVICE_ACCOUNT_KEY",
@@ -212,7 +216,7 @@ def test_ee_download_loop(ee_offline, monkeypatch, tmp_path):
 
 
 def test_no_credentials_message(no_credentials):
-    st = collect_ee.credential_status()
+    st = credentials.credential_status()
     assert not st["ready"] and st["method"] is None
     with pytest.raises(CollectionUnavailable) as err:
         collect_ee.ee_initialize()
@@ -234,7 +238,7 @@ def test_missing_key_file_and_missing_project(no_credentials, monkeypatch, tmp_p
     creds = no_credentials / ".config" / "earthengine" / "credentials"
     creds.parent.mkdir(parents=True)
     creds.write_text(json.dumps({"refresh_token": "x", "client_id": "y", "client_secret": "z"}))
-    st = collect_ee.credential_status()
+    st = credentials.credential_status()
     assert not st["ready"] and "set EARTHENGINE_PROJECT" in st["problem"]
 
 
@@ -248,7 +252,7 @@ def test_init_errors_are_scrubbed(no_credentials, monkeypatch):
         raise RuntimeError("Project my-secret-project-123 is not registered to use Earth Engine")
 
     monkeypatch.setattr(ee, "Initialize", refuse)
-    st = collect_ee.credential_status()
+    st = credentials.credential_status()
     assert st["ready"] and st["project"] == "$EARTHENGINE_PROJECT"
     with pytest.raises(CollectionUnavailable) as err:
         collect_ee.ee_initialize()
@@ -286,6 +290,10 @@ def test_collect_falls_back_without_credentials(no_credentials, tmp_path):
     assert rec["requested"] == "earthengine" and rec["effective"] == "synthetic"
     with pytest.warns(UserWarning):
         assert resolve_source(params, tmp_path / "out")["data"]["source"] == "synthetic"
+    # an unresolved profile reads the same fallback dataset, saying so
+    with pytest.warns(UserWarning, match="reading data.source 'synthetic'"):
+        assert [r.name for r in ensure_dataset(tmp_path / "out", params)] == \
+            [r.name for r in res.records]
     # a record of another profile is ignored
     other = load_params_dict({"data": {"source": "stac"}})
     assert resolve_source(other, tmp_path / "out")["data"]["source"] == "stac"

@@ -29,9 +29,11 @@ from rasterio.io import MemoryFile  # noqa: E402
 from rasterio.transform import from_origin  # noqa: E402
 from rasterio.warp import transform as warp  # noqa: E402
 
-from seaice_utils.collect.run import (CollectionUnavailable, collect, dn_to_rgb8, resolve_source,
-                                      stac_request)
+from seaice_utils.collect.products import CollectionUnavailable, dn_to_rgb8  # noqa: E402
+from seaice_utils.collect.query import stac_request  # noqa: E402
+from seaice_utils.collect.run import collect  # noqa: E402
 from seaice_utils.collect.stac import collect_stac  # noqa: E402
+from seaice_utils.data.dataset import resolve_source  # noqa: E402
 from seaice_utils.params import load_params_dict  # noqa: E402
 
 SIZE = 600          # COG side in px (3 x 3 blocks of 256)

@@ -14,8 +14,9 @@ rasterio = pytest.importorskip("rasterio")
 
 from rasterio.transform import from_origin  # noqa: E402
 
-from seaice_utils.collect.run import collect, dn_to_rgb8, resolve_source  # noqa: E402
-from seaice_utils.data.dataset import ensure_dataset  # noqa: E402
+from seaice_utils.collect.products import dn_to_rgb8  # noqa: E402
+from seaice_utils.collect.run import collect  # noqa: E402
+from seaice_utils.data.dataset import ensure_dataset, resolve_source  # noqa: E402
 from seaice_utils.errors import InputError  # noqa: E402
 from seaice_utils.collect.local import band_token, find_products, ingest_products  # noqa: E402
 from seaice_utils.params import load_params_dict  # noqa: E402
@@ -120,6 +121,10 @@ def test_band_files_are_cut_into_scenes(tmp_path):
     later = resolve_source(params, tmp_path / "out")
     assert later["data"] == {**params["data"], "folder": str(root)}
     assert [r.name for r in ensure_dataset(tmp_path / "out", later)] == [r["name"] for r in rows]
+    # an unresolved profile still reads them, and a warning says which dataset was read
+    with pytest.warns(UserWarning, match=r"reading data.source 'folder' in .*data.local"):
+        unresolved = ensure_dataset(tmp_path / "out", params)
+    assert [r.name for r in unresolved] == [r["name"] for r in rows]
     # a rerun resumes: the scene files are not written again
     mtimes = {p.name: p.stat().st_mtime_ns for p in (root / "scenes").iterdir()}
     collect(params, tmp_path / "out")

@@ -254,7 +254,7 @@ def test_options_are_keyword_only():
 
 
 def test_agreement_table_rows_and_mean():
-    from seaice_utils.data.synthetic import agreement_table
+    from seaice_utils.data.synthetic import agreement_lines, agreement_table
 
     rows = agreement_table(range(2), size=256)
     assert [r["seed"] for r in rows] == [0, 1, "mean"]
@@ -265,3 +265,10 @@ def test_agreement_table_rows_and_mean():
         (rows[0]["clear_no_filter"] + rows[1]["clear_no_filter"]) / 2)
     # clouds hurt the plain thresholds
     assert rows[-1]["cloudy_no_filter"] < rows[-1]["clear_no_filter"]
+    # the command line's table: a header and one fixed-width line per row
+    lines = agreement_lines(rows)
+    assert lines[0].split() == ["seed", "clear/no", "filter", "clear/filter", "cloudy/no",
+                                "filter", "cloudy/filter"]
+    assert len(lines) == 4 and len({len(s) for s in lines}) == 1
+    assert lines[-1].split()[0] == "mean" and float(lines[-1].split()[1]) == pytest.approx(
+        rows[-1]["clear_no_filter"], abs=5e-5)

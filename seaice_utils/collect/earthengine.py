@@ -1,6 +1,7 @@
 """Collecting the paper's scenes from Google Earth Engine (``data.source: earthengine``).
 
-Authentication, the standard ways (nothing secret is ever written to code, params or outputs):
+Authentication, the standard ways (nothing secret is ever written to code, params or outputs;
+found offline by :func:`seaice_utils.collect.credentials.credential_status`):
 
 1. a **service-account key** (JSON) named by ``EE_SERVICE_ACCOUNT_KEY`` or
    ``GOOGLE_APPLICATION_CREDENTIALS``; the project is ``EARTHENGINE_PROJECT`` or the key's own;
@@ -14,7 +15,7 @@ Without either, :func:`ee_initialize` raises
 errors from Earth Engine are passed on with any project id, key path or account e-mail replaced
 by the name of the variable that holds it.
 
-The query (:func:`seaice_utils.collect.ee_request`) becomes an ``ee.ImageCollection``
+The query (:func:`seaice_utils.collect.query.ee_request`) becomes an ``ee.ImageCollection``
 (:func:`build_collection`); one ``getInfo`` lists the products (id, date, tile, cloud cover, UTM
 grid, footprint) and each scene is one ``ee.data.computePixels`` request (:func:`pixels_request`)
 for a ``scene_px`` x ``scene_px`` GeoTIFF of ``B4, B3, B2`` (masked pixels 0) on the product's
@@ -30,85 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from seaice_utils.collect.run import (CollectionUnavailable, Product, SceneSink, ee_request,
-                                      run_products)
+from seaice_utils.collect.credentials import HOW_TO, credential_status
+from seaice_utils.collect.products import CollectionUnavailable, Product
+from seaice_utils.collect.query import ee_request
+from seaice_utils.collect.sink import SceneSink, run_products
+from seaice_utils.collect.windows import window_transform
 from seaice_utils.errors import InputError
 
-__all__ = ["PROJECT_VARS", "KEY_VARS", "credential_status", "ee_initialize", "build_collection",
-           "product_from_info", "pixels_request", "decode_geotiff", "collect_earthengine"]
-
-#: Environment variables read for the Cloud project, in order.
-PROJECT_VARS = ("EARTHENGINE_PROJECT", "EE_PROJECT", "GOOGLE_CLOUD_PROJECT")
-#: Environment variables read for a credentials (key) file, in order.
-KEY_VARS = ("EE_SERVICE_ACCOUNT_KEY", "GOOGLE_APPLICATION_CREDENTIALS")
-
-HOW_TO = ("To use Earth Engine: either run `earthengine authenticate` once (or ee.Authenticate() in "
-          "a notebook) and set EARTHENGINE_PROJECT to your Earth-Engine-registered Cloud project, "
-          "or set EE_SERVICE_ACCOUNT_KEY (or GOOGLE_APPLICATION_CREDENTIALS) to a service-account "
-          "JSON key file. Without an account, use data.source: stac.")
-
-
-def _first(env, names) -> str | None:
-    return next((n for n in names if env.get(n)), None)
-
-
-def _stored_user_credentials(env) -> bool:
-    home = Path(env.get("HOME") or Path.home())
-    return (home / ".config" / "earthengine" / "credentials").is_file()
-
-
-def _gcloud_adc(env) -> bool:
-    cfg = env.get("CLOUDSDK_CONFIG")
-    base = Path(cfg) if cfg else Path(env.get("HOME") or Path.home()) / ".config" / "gcloud"
-    return (base / "application_default_credentials.json").is_file()
-
-
-def credential_status(environ: dict | None = None) -> dict[str, Any]:
-    """Which Earth Engine credentials are configured, without contacting anything.
-
-    Returns
-    -------
-    dict
-        ``ready`` (bool), ``method`` (text naming the variable or store used), ``key_var`` and
-        ``project_var`` (names of the environment variables, or None), ``project`` (where the
-        project comes from, e.g. ``$EARTHENGINE_PROJECT``) and ``problem`` (what is missing).
-        Values of the variables are never included.
-    """
-    env = os.environ if environ is None else environ
-    key_var, project_var = _first(env, KEY_VARS), _first(env, PROJECT_VARS)
-    out = {"ready": False, "method": None, "key_var": key_var, "project_var": project_var,
-           "project": f"${project_var}" if project_var else None, "problem": ""}
-    if key_var:
-        path = Path(env[key_var]).expanduser()
-        if not path.is_file():
-            out["problem"] = f"${key_var} is set but does not name a readable file. " + HOW_TO
-            return out
-        try:
-            kind = json.loads(path.read_text()).get("type")
-        except (OSError, ValueError, AttributeError):
-            kind = None
-        if kind == "service_account":
-            out.update(ready=True, method=f"service-account key file named by ${key_var}")
-            if not project_var:
-                out["project"] = "the service-account key"
-            return out
-        if kind is None:
-            out["problem"] = f"the file named by ${key_var} is not a JSON credentials file. " + HOW_TO
-            return out
-        out["method"] = f"credentials file named by ${key_var} ({kind})"
-    elif _stored_user_credentials(env):
-        out["method"] = "stored Earth Engine user credentials (earthengine authenticate)"
-    elif _gcloud_adc(env):
-        out["method"] = "Google application default credentials (gcloud)"
-    else:
-        out["problem"] = "no Earth Engine credentials found. " + HOW_TO
-        return out
-    if not project_var:
-        out["problem"] = ("no Cloud project: set EARTHENGINE_PROJECT to the project registered "
-                          "for Earth Engine. " + HOW_TO)
-        return out
-    out["ready"] = True
-    return out
+__all__ = ["ee_initialize", "build_collection", "product_from_info", "pixels_request",
+           "decode_geotiff", "collect_earthengine"]
 
 
 def _scrub(text: str, secrets: list[str]) -> str:
@@ -176,7 +107,8 @@ def ee_initialize(*, environ: dict | None = None, timeout_s: float = 60) -> dict
 
 
 def build_collection(spec: dict):
-    """The ``ee.ImageCollection`` of a request made by :func:`seaice_utils.collect.ee_request`.
+    """The ``ee.ImageCollection`` of a request made by
+    :func:`seaice_utils.collect.query.ee_request`.
 
     Needs an initialised ``ee`` (or the offline test set-up of ``ee.apitestcase``).
     """
@@ -194,7 +126,8 @@ def build_collection(spec: dict):
 
 
 def product_from_info(info: dict, spec: dict) -> Product:
-    """A :class:`~seaice_utils.collect.Product` from one image of ``collection.getInfo()``."""
+    """A :class:`~seaice_utils.collect.products.Product` from one image of
+    ``collection.getInfo()``."""
     from datetime import datetime, timezone
 
     props = info.get("properties", {})
@@ -226,8 +159,6 @@ def product_from_info(info: dict, spec: dict) -> Product:
 def pixels_request(spec: dict, product: Product, row: int, col: int) -> dict[str, Any]:
     """The ``ee.data.computePixels`` request of one scene (``expression`` is an ``ee.Image``)."""
     import ee
-
-    from seaice_utils.collect.run import window_transform
 
     a, _, c, _, e, f = window_transform(product, row, col, spec["scale"])
     image = ee.Image(product.extra["ee_id"]).select(spec["bands"]).unmask(0).toUint16()

@@ -16,8 +16,8 @@ Point ``data.folder`` at a folder (searched recursively) holding any of
 DNs must be 16-bit integers (reflectance x 10000). Each product is cut into ``scene_px`` windows
 on its own grid (edge windows padded with no-data 0; windows with less than
 ``min_valid_fraction`` data skipped), all windows of a product up to ``max_scenes`` in all, and
-written by :class:`seaice_utils.collect.SceneSink` to ``<outputs>/data/local`` with the CRS and
-transform of every scene in the catalogue (and in the file itself for ``geotiff16``).
+written by :class:`seaice_utils.collect.sink.SceneSink` to ``<outputs>/data/local`` with the CRS
+and transform of every scene in the catalogue (and in the file itself for ``geotiff16``).
 
 Reflectance offset (``collect.reflectance_offset: auto``), in order: ``collect.processing_baseline``;
 the ``BOA_ADD_OFFSET`` / ``RADIO_ADD_OFFSET`` of the product's ``MTD_MSIL2A.xml`` /
@@ -26,7 +26,7 @@ the ``BOA_ADD_OFFSET`` / ``RADIO_ADD_OFFSET`` of the product's ``MTD_MSIL2A.xml`
 ``BOA_ADD_OFFSET = -1000``); else 0 (older baselines, harmonized exports).
 
 A folder without such products (8-bit images, or a dataset folder with ``scenes/``) is not
-ingested: :func:`seaice_utils.dataset.ensure_dataset` reads it as it is.
+ingested: :func:`seaice_utils.data.dataset.ensure_dataset` reads it as it is.
 
 Bad input raises :class:`~seaice_utils.errors.InputError` naming the file: a band missing from a
 product, bands of different size, CRS or transform, a file that is not 16-bit, not georeferenced
@@ -45,8 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
-from seaice_utils.collect.run import (Product, SceneSink, band_id, offset_for_baseline,
-                                      parse_baseline, read_window, run_products)
+from seaice_utils.collect.products import (Product, band_id, offset_for_baseline,
+                                           parse_baseline)
+from seaice_utils.collect.sink import SceneSink, read_window, run_products
 from seaice_utils.errors import InputError
 
 __all__ = ["LocalProduct", "BAND_TOKEN", "band_token", "find_products", "product_offset",

@@ -1,13 +1,13 @@
 """Collecting the scenes from an open STAC API, without an account (``data.source: stac``).
 
-The query (:func:`seaice_utils.collect.stac_request`: collection, bbox, datetime interval,
-``eo:cloud_cover`` filter) is sent as a STAC item search with ``pystac-client`` to
+The query (:func:`seaice_utils.collect.query.stac_request`: collection, bbox, datetime
+interval, ``eo:cloud_cover`` filter) is sent as a STAC item search with ``pystac-client`` to
 ``collect.stac_url`` (Earth Search v1 by default, whose ``sentinel-2-l2a`` items point at public
 cloud-optimised GeoTIFFs on AWS). For each item the red, green and blue assets are found by key
 (``red``, ``B04``, ...) or by their ``eo:bands`` names and opened with rasterio through GDAL's
 ``/vsicurl/`` (``/vsis3/`` for ``s3://`` hrefs, unsigned); each scene is a windowed read of the
 three COGs (HTTP range requests, only the tiles needed), cut on the product's own UTM grid like
-the Earth Engine path and written by :class:`seaice_utils.collect.SceneSink`.
+the Earth Engine path and written by :class:`seaice_utils.collect.sink.SceneSink`.
 
 Reflectance offset of an item (``collect.reflectance_offset: auto``), in order:
 ``earthsearch:boa_offset_applied`` true -> 0 (already removed); the processing baseline
@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from seaice_utils.collect.run import (CollectionUnavailable, Product, SceneSink, band_id,
-                                      offset_for_baseline, parse_baseline, read_window,
-                                      run_products, stac_request)
+from seaice_utils.collect.products import (CollectionUnavailable, Product, band_id,
+                                           offset_for_baseline, parse_baseline)
+from seaice_utils.collect.query import stac_request
+from seaice_utils.collect.sink import SceneSink, read_window, run_products
 
 __all__ = ["gdal_options", "vsi_path", "search_items", "asset_href", "item_offset",
            "product_from_item", "collect_stac"]
@@ -161,7 +162,8 @@ def _rings(geometry: dict | None) -> list | None:
 
 
 def product_from_item(item, spec: dict, datasets: list) -> Product:
-    """A :class:`~seaice_utils.collect.Product` of an item whose R, G, B assets are open."""
+    """A :class:`~seaice_utils.collect.products.Product` of an item whose R, G, B assets are
+    open."""
     ds = datasets[0]
     _, asset = asset_href(item, spec["bands"][0])
     off, src, baseline = item_offset(item, asset, spec["reflectance_offset"])

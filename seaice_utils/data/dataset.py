@@ -12,12 +12,19 @@ Layout of a dataset folder (the same for every data source)::
 Generation is resumable: a scene whose three files already exist and decode to the expected size
 is not generated again, and each file is written atomically, so an interrupted run never leaves a
 half-written scene behind.
+
+Which dataset a later notebook reads is decided by the profile and by notebook 01's record of the
+source it actually used (``<outputs>/records/data_source.json``): :func:`resolve_source` turns
+the one into the other (after a fallback to synthetic data, or after ingesting local products).
 """
 
 from __future__ import annotations
 
+import copy
 import csv
+import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -28,10 +35,13 @@ import numpy as np
 from seaice_utils.errors import InputError
 from seaice_utils.core.scenes import Scene, atomic_write_bytes, read_scene, write_png
 
-__all__ = ["SceneRecord", "dataset_root", "ensure_dataset", "synthetic_specs", "ensure_synthetic_dataset", "read_catalogue",
-           "write_catalogue", "load_scene", "load_truth", "load_cloud"]
+__all__ = ["SceneRecord", "DATA_SOURCE_RECORD", "dataset_root", "resolve_source", "ensure_dataset",
+           "synthetic_specs", "ensure_synthetic_dataset", "read_catalogue", "write_catalogue",
+           "load_scene", "load_truth", "load_cloud"]
 
 CATALOGUE = "catalogue.csv"
+#: Key of the provenance record (``<outputs>/records/data_source.json``) notebook 01 leaves.
+DATA_SOURCE_RECORD = "data_source"
 
 
 @dataclass(frozen=True)
@@ -188,6 +198,42 @@ def dataset_root(outputs: str | os.PathLike, params: dict) -> Path:
     return Path(outputs) / "data" / src
 
 
+def resolve_source(params: dict, outputs: str | os.PathLike) -> dict:
+    """The profile with ``data`` pointing at the dataset notebook 01 actually produced.
+
+    Notebook 01 records the source it used (``<outputs>/records/data_source.json``). If that was
+    a fallback to synthetic data, the returned profile has ``data.source: synthetic`` (and a
+    :class:`UserWarning` says so); if local products were ingested, ``data.source: folder`` with
+    ``data.folder: <outputs>/data/local``. Otherwise, or when the record belongs to another
+    profile (another ``data.source`` or ``data.folder``), or there is no record, the profile is
+    returned unchanged. Later notebooks call it right after ``load_params``::
+
+        params = resolve_source(load_params(params_file), outputs_dir)
+        records = ensure_dataset(outputs_dir, params)
+
+    Returns a new dict; ``params`` is not modified.
+    """
+    out = copy.deepcopy(params)
+    path = Path(outputs) / "records" / f"{DATA_SOURCE_RECORD}.json"
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return out
+    src = params["data"]["source"]
+    if rec.get("requested") != src or rec.get("requested_folder") != params["data"]["folder"]:
+        return out
+    eff = rec.get("effective")
+    if eff == "synthetic" and src != "synthetic":
+        out["data"]["source"] = "synthetic"
+        warnings.warn(f"data.source is {src!r}, but notebook 01 could not use it "
+                      f"({rec.get('reason', 'no reason recorded')}); using the synthetic dataset "
+                      "it fell back to", UserWarning, stacklevel=2)
+    elif eff == "local":
+        out["data"]["source"] = "folder"
+        out["data"]["folder"] = str(Path(outputs) / "data" / "local")
+    return out
+
+
 def ensure_dataset(outputs: str | os.PathLike, params: dict, *,
                    progress: bool | None = None) -> list[SceneRecord]:
     """The scenes a profile works on, generating the synthetic dataset when that is the source.
@@ -195,13 +241,21 @@ def ensure_dataset(outputs: str | os.PathLike, params: dict, *,
     ``folder`` sources are read as they are (a dataset folder with ``scenes/``, or a plain folder
     of images, whose reference labels are then unknown). ``earthengine`` and ``stac`` sources are
     collected by notebook 01 into ``<outputs>/data/<source>``; this function reads what is there.
-    When notebook 01 had to fall back to the synthetic data (no account or network) or ingested
-    local products, its record under ``<outputs>/records`` redirects the profile accordingly
-    (:func:`seaice_utils.collect.resolve_source`), with a warning.
-    """
-    from seaice_utils.collect.run import resolve_source
 
-    params = resolve_source(params, outputs)
+    Pass the profile through :func:`resolve_source` first (``ensure_dataset(outputs,
+    resolve_source(params, outputs))``) to read what notebook 01 actually produced. A profile
+    that was not resolved is still redirected by notebook 01's record (after a fallback to the
+    synthetic data, or after ingesting local products), with a :class:`UserWarning` naming the
+    dataset read instead.
+    """
+    resolved = resolve_source(params, outputs)
+    if resolved["data"] != params["data"]:
+        warnings.warn(f"ensure_dataset: the profile says data.source {params['data']['source']!r}, "
+                      f"but notebook 01 recorded another dataset: reading data.source "
+                      f"{resolved['data']['source']!r} in {dataset_root(outputs, resolved)} "
+                      "(call resolve_source(params, outputs) first to make this explicit)",
+                      UserWarning, stacklevel=2)
+    params = resolved
     src = params["data"]["source"]
     root = dataset_root(outputs, params)
     if src == "synthetic":

@@ -1,4 +1,4 @@
-"""Tile datasets: scenes -> filtered scenes, auto-labels -> 256 px tile files for training/evaluation.
+"""Tile datasets: scenes -> filtered scenes, auto-labels -> 256 px tiles for training/evaluation.
 
 The filter runs on whole scenes (or per tile, as the profile says) *before* tiling, so tiles carry
 the scene-wide background estimate. For every tile ``<scene>_<row:04d>_<col:04d>`` the tile folder
@@ -28,8 +28,9 @@ from typing import Sequence
 import numpy as np
 
 from seaice_utils.core.classes import NODATA
-from seaice_utils.labelling.autolabel import segment
-from seaice_utils.labelling.cloudfilter import levels_to_rgb, thin_cloud_shadow_filter
+from seaice_utils.labelling.autolabel import Thresholds, segment
+from seaice_utils.labelling.cloudfilter import FilterParams, levels_to_rgb, thin_cloud_shadow_filter
+from seaice_utils.labelling.settings import filter_params, thresholds
 from seaice_utils.data.dataset import SceneRecord, load_cloud, load_scene, load_truth
 from seaice_utils.errors import InputError
 from seaice_utils.core.scenes import atomic_write_bytes, write_json, write_png
@@ -48,13 +49,15 @@ def tile_path(root: str | os.PathLike, layer: str, tile: str) -> Path:
     return Path(root) / layer / f"{tile}.png"
 
 
-def scene_layers(rec: SceneRecord, params: dict) -> dict[str, np.ndarray]:
-    """All layers of one scene at full size (no-data: black RGB, 0 levels, 255 class maps)."""
-    from seaice_utils.labelling.settings import filter_params, thresholds
+def scene_layers(rec: SceneRecord, fparams: FilterParams, thr: Thresholds
+                 ) -> dict[str, np.ndarray]:
+    """All layers of one scene at full size (no-data: black RGB, 0 levels, 255 class maps).
 
+    ``fparams`` and ``thr`` are the profile's filter constants and HSV thresholds
+    (:func:`seaice_utils.labelling.settings.filter_params` / ``thresholds``).
+    """
     scene = load_scene(rec)
-    thr = thresholds(params)
-    levels = thin_cloud_shadow_filter(scene.rgb, filter_params(params), nodata=scene.nodata)
+    levels = thin_cloud_shadow_filter(scene.rgb, fparams, nodata=scene.nodata)
     out = {"rgb": scene.rgb, "nodata": scene.nodata, "filtered": levels,
            "auto_original": segment(scene.rgb, thr, nodata=scene.nodata),
            "auto_filtered": segment(levels_to_rgb(levels), thr, nodata=scene.nodata)}
@@ -79,6 +82,7 @@ def prepare_tiles(records: Sequence[SceneRecord], root: str | os.PathLike, param
     root = Path(root)
     tile = params["global"]["tile_size"]
     show = params["global"]["progress"] if progress is None else progress
+    thr, fparams = thresholds(params), filter_params(params)
     rows: list[dict] = []
     for rec in tqdm(records, desc="tiling scenes", unit="scene", disable=not show):
         marker = root / "done" / f"{rec.name}.json"
@@ -88,7 +92,7 @@ def prepare_tiles(records: Sequence[SceneRecord], root: str | os.PathLike, param
                 continue
             except (OSError, json.JSONDecodeError, KeyError):
                 pass  # damaged marker: redo the scene
-        layers = scene_layers(rec, params)
+        layers = scene_layers(rec, fparams, thr)
         nodata = layers.pop("nodata")
         split = {}
         for name, arr in layers.items():
