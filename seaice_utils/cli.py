@@ -3,6 +3,7 @@
 ::
 
     seaice synth OUT [--params FILE] [--n-scenes N] [--size PX] [--seed S] ...
+    seaice synth --agreement [--size PX] [--seeds N]   auto-label agreement with the synthetic truth
     seaice label INPUT OUTPUT [--engine {sequential,multiprocessing,spark}] [--workers N]
                  [--spark-master URL] [--no-filter] [--bands R,G,B] [--nodata V]
                  [--params FILE] [--resume]
@@ -27,7 +28,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from seaice_utils.errors import SeaIceError
+from seaice_utils.errors import InputError, ParamsError, SeaIceError
 
 __all__ = ["main", "build_parser"]
 
@@ -49,7 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="generate the synthetic Sentinel-2-like dataset")
-    s.add_argument("out", help="dataset folder to create (scenes/, truth/, cloud/, catalogue.csv)")
+    s.add_argument("out", nargs="?",
+                   help="dataset folder to create (scenes/, truth/, cloud/, catalogue.csv)")
+    s.add_argument("--agreement", action="store_true", help="print the auto-label agreement with "
+                   "the synthetic truth (clear/cloudy, without/with filter) instead of writing a "
+                   "dataset")
+    s.add_argument("--seeds", type=int, default=4, help="scenes (seeds 0..N-1) for --agreement")
     s.add_argument("--params", default="quick", help="profile whose data section to use (quick)")
     s.add_argument("--n-scenes", type=int)
     s.add_argument("--size", type=int, help="scene side in pixels")
@@ -194,6 +200,16 @@ def _cmd_synth(a) -> int:
     from seaice_utils.data.dataset import ensure_synthetic_dataset
     from seaice_utils.params import load_params, load_params_dict
 
+    if a.agreement:
+        import cv2
+
+        from seaice_utils.data.synthetic import agreement_lines, agreement_table
+
+        cv2.setNumThreads(1)
+        print("\n".join(agreement_lines(agreement_table(range(a.seeds), size=a.size or 2048))))
+        return 0
+    if a.out is None:
+        raise ParamsError("give the dataset folder OUT (or --agreement)")
     params = load_params(a.params)
     over = {"n_scenes": a.n_scenes, "scene_size": a.size, "cloudy_fraction": a.cloudy_fraction,
             "cloud_cover": a.cloud_cover, "shadow_cover": a.shadow_cover,
@@ -208,7 +224,6 @@ def _cmd_synth(a) -> int:
 
 
 def _expect_size(text: str | None, inputs, tile_size: int):
-    from seaice_utils.errors import InputError
     from seaice_utils.core.tiling import parse_tile_name
 
     def is_tile(name: str) -> bool:
@@ -235,7 +250,6 @@ def _expect_size(text: str | None, inputs, tile_size: int):
 
 def _cmd_label(a) -> int:
     from seaice_utils.engines.local import run_label_job
-    from seaice_utils.errors import ParamsError
     from seaice_utils.params import defaults, load_params
     from seaice_utils.labelling.settings import filter_params, thresholds
     from seaice_utils.labelling.pipeline import LabelOptions, list_inputs
@@ -318,7 +332,6 @@ def _cmd_train(a) -> int:
 
 
 def _cmd_predict(a) -> int:
-    from seaice_utils.errors import ParamsError
     from seaice_utils.inference.predict import predict_inputs, predict_options
     from seaice_utils.params import defaults, load_params
     from seaice_utils.core.scenes import Stretch
@@ -395,7 +408,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(a)
     except SeaIceError as exc:
-        from seaice_utils.errors import InputError, ParamsError
 
         print(f"seaice {a.command}: error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, (ParamsError, InputError)) else 1

@@ -272,3 +272,15 @@ def test_agreement_table_rows_and_mean():
     assert len(lines) == 4 and len({len(s) for s in lines}) == 1
     assert lines[-1].split()[0] == "mean" and float(lines[-1].split()[1]) == pytest.approx(
         rows[-1]["clear_no_filter"], abs=5e-5)
+
+
+def test_synth_agreement_command_prints_the_table(capsys):
+    from seaice_utils.cli import main
+
+    assert main(["synth", "--agreement", "--size", "128", "--seeds", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["seed", "clear/no", "filter", "clear/filter", "cloudy/no",
+                                "filter", "cloudy/filter"]
+    assert lines[1].split()[0] == "0" and lines[-1].split()[0] == "mean"
+    assert all(0.5 < float(v) <= 1.0 for v in lines[1].split()[1:])
+    assert main(["synth"]) == 2
