@@ -4,7 +4,8 @@ from sklearn.metrics import precision_recall_fscore_support
 
 from seaice_utils.errors import InputError
 from seaice_utils.core.metrics import (classification_report, confusion_counts, confusion_percent,
-                                       label_ssim, pixel_accuracy)
+                                       label_ssim, metrics_row, pixel_accuracy, tile_confusions,
+                                       tile_confusions_by_key)
 
 
 def test_confusion_in_paper_orientation_columns_sum_to_100(rng):
@@ -68,3 +69,17 @@ def test_shape_mismatch_and_all_nodata():
     with pytest.raises(InputError, match="shapes differ"):
         pixel_accuracy(np.zeros((2, 2), np.uint8), np.zeros((2, 3), np.uint8))
     assert np.isnan(pixel_accuracy(np.full(3, 255, np.uint8), np.zeros(3, np.uint8)))
+
+
+def test_tile_confusions_by_key_and_metrics_row(rng):
+    ref = rng.integers(0, 3, (4, 8, 8)).astype(np.uint8)
+    preds = {("a", "x"): ref.copy(), ("b", "y"): np.zeros_like(ref)}
+    got = tile_confusions_by_key(preds, ref)
+    assert list(got) == list(preds)
+    for k, p in preds.items():
+        np.testing.assert_array_equal(got[k], tile_confusions(p, ref))
+        np.testing.assert_array_equal(got[k].sum(axis=0), confusion_counts(p, ref))
+    row = metrics_row(classification_report(preds[("a", "x")], ref))
+    assert row["accuracy_pct"] == 100 and row["n_pixels"] == ref.size
+    assert {f"{a}_{k}_pct" for a in ("macro", "weighted") for k in ("precision", "recall", "f1",
+                                                                    "iou")} <= set(row)

@@ -5,17 +5,23 @@ class-B reference pixels predicted as A, so each column sums to 100 %.
 
 Averages: *macro* is the unweighted mean over classes present in the reference; *weighted* weights
 each class by its reference pixel count (scikit-learn's ``average="weighted"``).
+
+Stacks of tiles are counted per tile (:func:`tile_confusions`), so that strata of tiles are sums
+of counts and no metric needs the maps twice (:func:`report_from_counts`, :func:`metrics_row`).
 """
 
 from __future__ import annotations
+
+from typing import Mapping
 
 import numpy as np
 
 from seaice_utils.core.classes import CLASS_NAMES, NODATA
 from seaice_utils.errors import InputError
 
-__all__ = ["valid_mask", "confusion_counts", "confusion_percent", "pixel_accuracy",
-           "classification_report", "report_from_counts", "label_ssim"]
+__all__ = ["N_CLASSES", "valid_mask", "confusion_counts", "confusion_percent", "pixel_accuracy",
+           "tile_confusions", "tile_confusions_by_key", "classification_report",
+           "report_from_counts", "metrics_row", "label_ssim"]
 
 N_CLASSES = 3
 
@@ -47,6 +53,41 @@ def confusion_counts(pred: np.ndarray, ref: np.ndarray, n_classes: int = N_CLASS
     if p.size and (p.max() >= n_classes or r.max() >= n_classes):
         raise InputError(f"class maps hold values outside 0..{n_classes - 1} and {NODATA}")
     return np.bincount(p * n_classes + r, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def tile_confusions(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Confusion counts of every tile, paper orientation: C[i, a, b] = pixels of tile i with
+    reference class b predicted as a (no-data in either map left out).
+
+    Parameters
+    ----------
+    pred, ref : (N, H, W) uint8 ndarray
+
+    Returns
+    -------
+    (N, 3, 3) int64 ndarray
+
+    >>> tile_confusions(np.array([[[0, 1, 1, 255]]]), np.array([[[0, 0, 1, 2]]]))[0].tolist()
+    [[1, 0, 0], [1, 1, 0], [0, 0, 0]]
+    """
+    pred, ref = np.asarray(pred), np.asarray(ref)
+    if pred.shape != ref.shape or pred.ndim != 3:
+        raise InputError(f"tile_confusions takes two (N, H, W) maps of one shape (got {pred.shape} "
+                         f"and {ref.shape})")
+    n = pred.shape[0]
+    valid = (pred != NODATA) & (ref != NODATA)
+    p = pred.astype(np.int64)
+    r = ref.astype(np.int64)
+    if (p[valid] >= N_CLASSES).any() or (r[valid] >= N_CLASSES).any():
+        raise InputError(f"class maps hold values outside 0..{N_CLASSES - 1} and {NODATA}")
+    tile = np.broadcast_to(np.arange(n)[:, None, None], pred.shape)
+    idx = (tile * N_CLASSES * N_CLASSES + p * N_CLASSES + r)[valid]
+    return np.bincount(idx, minlength=n * N_CLASSES ** 2).reshape(n, N_CLASSES, N_CLASSES)
+
+
+def tile_confusions_by_key(preds: Mapping, ref: np.ndarray) -> dict:
+    """:func:`tile_confusions` of every map of ``preds`` against ``ref``, under the same keys."""
+    return {k: tile_confusions(p, ref) for k, p in preds.items()}
 
 
 def confusion_percent(counts: np.ndarray) -> np.ndarray:
@@ -112,6 +153,16 @@ def report_from_counts(counts: np.ndarray) -> dict:
         "weighted": {k: avg(v, True) for k, v in metrics.items()},
         "confusion": c.tolist(),
     }
+
+
+def metrics_row(report: Mapping) -> dict[str, float]:
+    """Flat table columns (percent) of a report: accuracy, macro and pixel-weighted P/R/F1/IoU."""
+    row = {"accuracy_pct": 100 * report["accuracy"]}
+    for avg in ("macro", "weighted"):
+        for k in ("precision", "recall", "f1", "iou"):
+            row[f"{avg}_{k}_pct"] = 100 * report[avg][k]
+    row["n_pixels"] = report["n_pixels"]
+    return row
 
 
 def label_ssim(pred: np.ndarray, ref: np.ndarray, *, win_size: int = 7) -> float:

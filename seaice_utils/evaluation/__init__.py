@@ -1,14 +1,22 @@
-"""Stage 05, evaluation: Tables IV and V, cloud strata, auto-label quality, figures."""
+"""Stage 05, evaluation: Tables IV and V, cloud strata, auto-label quality, figures.
 
-from seaice_utils.evaluation.tables import (autolabel_counts, autolabel_examples_figure,
-                                            autolabel_quality, cloud_estimate_check,
-                                            cloud_for_tiles, cloud_fractions, confusion_figure,
-                                            confusion_table, estimate_cloud_fraction, find_models,
-                                            find_speedup_tables, index_cloud, load_tile_set,
-                                            per_class_table, pick_examples, predict_conditions,
-                                            predictions_figure, real_sample, real_sample_figure,
-                                            real_sample_path, scene_figure, scene_inference,
-                                            speedup_figure, speedup_table, table4, table5)
+Modules: :mod:`~seaice_utils.evaluation.models` (notebook 04's models, split and test tiles),
+:mod:`~seaice_utils.evaluation.cloud` (cloud cover and strata),
+:mod:`~seaice_utils.evaluation.tables` (Tables IV and V, auto-label quality, confusion matrices),
+:mod:`~seaice_utils.evaluation.figures`, :mod:`~seaice_utils.evaluation.scenes` (whole scenes,
+the real sample) and :mod:`~seaice_utils.evaluation.speedups` (Tables I-III beside the paper's).
+"""
+
+from seaice_utils.evaluation.cloud import (cloud_estimate_check, cloud_for_tiles, cloud_fractions,
+                                           estimate_cloud_fraction)
+from seaice_utils.evaluation.figures import (autolabel_examples_figure, confusion_figure,
+                                             pick_examples, predictions_figure,
+                                             real_sample_figure, scene_figure)
+from seaice_utils.evaluation.models import find_models, index_cloud, load_tile_set
+from seaice_utils.evaluation.scenes import real_sample, real_sample_path, scene_inference
+from seaice_utils.evaluation.speedups import find_speedup_tables, speedup_figure, speedup_table
+from seaice_utils.evaluation.tables import (autolabel_counts, autolabel_quality, confusion_table,
+                                            per_class_table, predict_conditions, table4, table5)
 
 __all__ = ["autolabel_counts", "autolabel_examples_figure", "autolabel_quality",
            "cloud_estimate_check", "cloud_for_tiles", "cloud_fractions", "confusion_figure",
