@@ -1,14 +1,16 @@
 """horovodrun -np 2 (Gloo) on a tiny tile set: identical weights on both ranks, distinct shards,
 a crashing rank fails the whole run naming it, the last checkpoint stays valid and a rerun
-resumes from it."""
+resumes from it. The crash is injected into the rank by the test (horovod_failure.py)."""
 
 import json
 import os
 
 import pytest
 
-from seaice_utils.training.runs import TrainingFailed, horovodrun_path, launch, training_settings
+from seaice_utils.training.launch import horovodrun_path, launch
+from seaice_utils.training.settings import TrainingFailed, training_settings
 
+from horovod_failure import failing_env
 from test_train import _data, _tiny_params, make_tiles
 
 pytestmark = [pytest.mark.slow,
@@ -51,7 +53,7 @@ def test_horovodrun_two_ranks(tmp_path):
     # a second epoch during which rank 1 dies: the run fails naming rank 1
     s2 = {**s, "epochs": 2}
     with pytest.raises(TrainingFailed, match="rank 1 failed first") as err:
-        launch(s2, timeout=240, env={"SEAICE_TRAIN_FAIL": "1:1"})
+        launch(s2, timeout=240, env=failing_env(tmp_path / "inject", rank=1, epoch=1))
     assert "injected failure" in str(err.value) and "launch.log" in str(err.value)
     ckpt = tf.train.latest_checkpoint(str(run / "checkpoints"))
     assert ckpt and tf.train.load_variable(ckpt, "epoch/.ATTRIBUTES/VARIABLE_VALUE") == 1

@@ -13,8 +13,11 @@ import pytest
 from seaice_utils.training.data import convert_manual_labels, shard_names, split_tiles
 from seaice_utils.errors import InputError, ParamsError
 from seaice_utils.params import load_params_dict
-from seaice_utils.training.runs import (_failure_message, fingerprint, read_history,
-                                        scaling_table, training_settings)
+from seaice_utils.training.callbacks import read_history
+from seaice_utils.training.launch import _failure_message
+from seaice_utils.training.runs import scaling_table
+from seaice_utils.training.settings import (fingerprint, process_settings, run_dir_of,
+                                            training_settings)
 
 TILE = 64
 LEVELS = np.array([0, 155, 255], np.uint8)
@@ -155,6 +158,10 @@ def test_settings_and_fingerprint(tiles, tmp_path):
     assert fingerprint({**s, "epochs": 9, "verbose": True, "run_dir": "x"}) == fp
     assert fingerprint({**s, "learning_rate": 0.1}) != fp
     assert fingerprint({**s, "workers": 2}) != fp
+    assert process_settings(p) == {k: s[k] for k in ("threads_per_worker", "inter_op_threads",
+                                                     "mixed_precision", "xla")}
+    assert process_settings(p, xla=True, epochs=9)["xla"] is True
+    assert run_dir_of(tmp_path, "man", 2) == tmp_path / "training" / "man_w2"
     with pytest.raises(InputError, match="unknown training setting"):
         training_settings(p, _data(root, rows), run_dir=tmp_path, batchsize=3)
     with pytest.raises(InputError, match="U-Net-Man needs reference labels"):
@@ -182,7 +189,8 @@ def test_scaling_benchmark_repeats_alternate_and_report_the_median(monkeypatch, 
     """bench_scaling --repeats: worker counts run in turn (1, 2, 1, 2, ...), each round in its own
     run folder (nothing skipped as done), summary = median/min/max of the rounds' steady speedups.
     The launcher is replaced by one that returns the epoch times of a scripted machine."""
-    import seaice_utils.training.runs as train
+    import seaice_utils.training.launch as launching
+    import seaice_utils.training.settings as settings
     from benchmarks.bench_train import bench_scaling
 
     two_worker_epoch = iter([5.0, 8.0, 4.0])     # speedups 2.0, 1.25, 2.5 against 10 s
@@ -196,10 +204,10 @@ def test_scaling_benchmark_repeats_alternate_and_report_the_median(monkeypatch, 
                 "summary": {"total_s": 2 * t, "s_per_epoch": t, "images_per_s": 16 / t,
                             "steady_s_per_epoch": t, "steady_images_per_s": 16 / t}}
 
-    monkeypatch.setattr(train, "prepare_training_data", lambda *a, **k: {})
-    monkeypatch.setattr(train, "training_settings",
+    monkeypatch.setattr(settings, "prepare_training_data", lambda *a, **k: {})
+    monkeypatch.setattr(settings, "training_settings",
                         lambda params, data, **kw: dict(kw))
-    monkeypatch.setattr(train, "launch", fake_launch)
+    monkeypatch.setattr(launching, "launch", fake_launch)
     params = {"global": {"profile": "t"}, "training": {"hosts": None, "threads_per_worker": 1}}
     out = bench_scaling(params, tmp_path, workers=(1, 2), global_batch=16, epochs=2, repeats=3)
     assert [c[0] for c in calls] == [1, 2, 1, 2, 1, 2]
@@ -294,7 +302,9 @@ def test_pipeline_throughput_reports_passes(tiles):
 
 @pytest.mark.slow
 def test_single_process_training_learns_and_resumes(tiles, tmp_path):
-    from seaice_utils.training.runs import evaluate_model, launch, run_worker
+    from seaice_utils.training.launch import launch
+    from seaice_utils.training.runs import evaluate_model
+    from seaice_utils.training.worker import run_worker
     from seaice_utils.training.unet import count_unet_params, load_unet
 
     root, rows = tiles
@@ -327,7 +337,7 @@ def test_single_process_training_learns_and_resumes(tiles, tmp_path):
 
 
 def test_launch_env_sets_threads_and_horovod_cycle(monkeypatch):
-    from seaice_utils.training.runs import launch_env
+    from seaice_utils.training.launch import launch_env
 
     monkeypatch.delenv("HOROVOD_CYCLE_TIME", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
@@ -345,7 +355,7 @@ def test_launch_env_sets_threads_and_horovod_cycle(monkeypatch):
 # pins with a second thread alive (started before pinning), then reports every thread's mask
 _PIN = """
 import json, os, threading
-from seaice_utils.training.runs import pin_cores
+from seaice_utils.training.worker import pin_cores
 stop = threading.Event()
 th = threading.Thread(target=stop.wait)
 th.start()

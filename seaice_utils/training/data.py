@@ -1,6 +1,7 @@
 """Training data for the U-Net: the train/test split of a tile folder and a tf.data pipeline.
 
-Tiles come from :func:`seaice_utils.tiles.prepare_tiles` (one PNG per layer and tile). A sample is
+Tiles come from :func:`seaice_utils.data.tiles.prepare_tiles` (one PNG per layer and
+tile). A sample is
 
 * input ``x``: the filtered image's grey levels 0 / 155 / 255 (layer ``filtered``, one channel, as
   published) or the original colours (layer ``rgb``, three channels), scaled to 0..1 float32;
@@ -17,7 +18,7 @@ a distinct, equal-sized part: every epoch, the ranks together see every training
 parallel PNG decode -> cache (decoded uint8, in memory or in a file) -> per-epoch seeded shuffle
 -> batch -> vectorised cast to float / weights -> prefetch. After the first epoch a tile is never
 decoded again, so the pipeline delivers far more images per second than training consumes
-(``python -m seaice_utils.bench_train pipeline``).
+(``tests/benchmarks/bench_train.py pipeline``).
 
 The split (:func:`split_tiles`) is reproducible: a seeded shuffle of tiles (as the paper) or of
 whole scenes (the default here: tiles of one scene share its ice, clouds and light, so a tile
@@ -77,7 +78,8 @@ def split_tiles(rows: Sequence[dict], *, test_fraction: float = 0.2, seed: int =
     Parameters
     ----------
     rows : sequence of dict
-        Tile index rows with at least ``tile`` and ``scene`` (:func:`seaice_utils.tiles.read_tile_index`).
+        Tile index rows with at least ``tile`` and ``scene``
+        (:func:`seaice_utils.data.tiles.read_tile_index`).
     test_fraction : float, keyword-only
         Share of tiles (``by="tile"``) or of scenes (``by="scene"``, rounded, at least one scene
         each side when there are two or more) held out.
@@ -177,7 +179,7 @@ def make_dataset(tiles_root: str | os.PathLike, names: Sequence[str], *, batch_s
     Parameters
     ----------
     tiles_root : path
-        Tile folder of :func:`seaice_utils.tiles.prepare_tiles`.
+        Tile folder of :func:`seaice_utils.data.tiles.prepare_tiles`.
     names : sequence of str
         Tiles to use (e.g. ``split["train"]``); sharded here by ``num_shards``/``shard_index``.
     batch_size : int, keyword-only
@@ -246,7 +248,7 @@ def make_dataset(tiles_root: str | os.PathLike, names: Sequence[str], *, batch_s
     # the cancellation when its timed wait ends: 1-5 s of idle time per epoch measured with TF
     # 2.15 (seen in a gdb stack trace), and under Horovod the other ranks wait too. Without it,
     # AUTOTUNE takes tf.data's fixed defaults; the pipeline still feeds training hundreds of times
-    # faster than it trains here (python -m seaice_utils.bench_train pipeline).
+    # faster than it trains here (tests/benchmarks/bench_train.py pipeline).
     opts.autotune.enabled = False
     if threads:
         opts.threading.private_threadpool_size = int(threads)

@@ -219,7 +219,7 @@ def build_unet(config: UNetConfig | None = None, *, name: str = "unet", **kwargs
 
 
 def load_unet(path):
-    """Load a model saved by :mod:`seaice_utils.training.runs` (``.keras``), uncompiled."""
+    """Load a model saved by :mod:`seaice_utils.training.worker` (``.keras``), uncompiled."""
     import tensorflow as tf
 
     return tf.keras.models.load_model(str(path), compile=False)

@@ -1,11 +1,11 @@
 """Benchmarks of U-Net training: input pipeline, single-process speed, Horovod scaling.
 
-::
+Run from the project folder with the project's environment::
 
-    python -m seaice_utils.bench_train pipeline --params quick --outputs /tmp/bench
-    python -m seaice_utils.bench_train model --depth 5 --base-filters 16 --batch 32 --threads 1
-    python -m seaice_utils.bench_train ceiling --params quick --copies 2
-    python -m seaice_utils.bench_train scaling --params quick --outputs /tmp/bench \\
+    .venv/bin/python tests/benchmarks/bench_train.py pipeline --params quick --outputs /tmp/bench
+    .venv/bin/python tests/benchmarks/bench_train.py model --depth 5 --base-filters 16 --batch 32
+    .venv/bin/python tests/benchmarks/bench_train.py ceiling --params quick --copies 2
+    .venv/bin/python tests/benchmarks/bench_train.py scaling --params quick --outputs /tmp/bench \\
         --workers 1,2 --global-batch 8 --epochs 4
 
 * ``pipeline``: images/s the tf.data pipeline delivers alone (first pass: decoding; later passes:
@@ -101,7 +101,7 @@ def bench_pipeline(params: dict, outputs_dir: str | os.PathLike, *, batch: int |
     import numpy as np
 
     from seaice_utils.training.data import make_dataset
-    from seaice_utils.training.runs import prepare_training_data
+    from seaice_utils.training.settings import prepare_training_data
     from seaice_utils.training.unet import build_unet, unet_config
 
     data = prepare_training_data(params, outputs_dir, progress=False)
@@ -134,7 +134,7 @@ def bench_ceiling(*, copies: int = 2, **model_kw) -> dict[str, Any]:
     import tempfile
 
     def cmd(out: str) -> list[str]:
-        c = [sys.executable, "-m", "seaice_utils.bench_train", "model", "--json", out]
+        c = [sys.executable, str(Path(__file__).resolve()), "model", "--json", out]
         for k, v in model_kw.items():
             c += [f"--{k.replace('_', '-')}", str(v)]
         return c
@@ -175,8 +175,9 @@ def bench_scaling(params: dict, outputs_dir: str | os.PathLike, *,
     """
     import statistics
 
-    from seaice_utils.training.runs import (launch, prepare_training_data, scaling_table,
-                                            training_settings)
+    from seaice_utils.training.launch import launch
+    from seaice_utils.training.runs import scaling_table
+    from seaice_utils.training.settings import prepare_training_data, training_settings
 
     if repeats < 1:
         raise SystemExit(f"--repeats must be >= 1 (got {repeats})")
@@ -213,7 +214,7 @@ def bench_scaling(params: dict, outputs_dir: str | os.PathLike, *,
 def main(argv: list[str] | None = None) -> int:
     from seaice_utils.params import load_params
 
-    ap = argparse.ArgumentParser(prog="python -m seaice_utils.bench_train",
+    ap = argparse.ArgumentParser(prog="bench_train.py",
                                  description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name in ("pipeline", "scaling", "ceiling"):
