@@ -332,13 +332,13 @@ def _cmd_train(a) -> int:
 
 
 def _cmd_predict(a) -> int:
-    from seaice_utils.inference.predict import predict_inputs, predict_options
+    from seaice_utils.inference import predict_inputs, predict_options
     from seaice_utils.params import defaults, load_params
     from seaice_utils.core.scenes import Stretch
 
     params = load_params(a.params) if a.params else defaults()
     if not a.params:           # the filter constants the model was trained with, when recorded
-        from seaice_utils.inference.predict import read_model_settings
+        from seaice_utils.inference import read_model_settings
 
         try:
             recorded = read_model_settings(a.model).filter_params()

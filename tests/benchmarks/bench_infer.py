@@ -2,9 +2,9 @@
 
 ::
 
-    python -m seaice_utils.bench_infer                      # the paper's U-Net, a 2048 px scene
-    python -m seaice_utils.bench_infer --depth 4 --base-filters 8 --batch-sizes 1,2,4,8
-    python -m seaice_utils.bench_infer --model outputs/models/unet_auto.keras --json bench.json
+    python tests/benchmarks/bench_infer.py                  # the paper's U-Net, a 2048 px scene
+    python tests/benchmarks/bench_infer.py --depth 4 --base-filters 8 --batch-sizes 1,2,4,8
+    python tests/benchmarks/bench_infer.py --model outputs/models/unet_auto.keras --json bench.json
 
 Both sides get the same model input (the filtered grey levels of one synthetic 2048 x 2048 scene,
 filter time excluded) and the same untrained U-Net with fixed weights (speed does not depend on the
@@ -12,9 +12,9 @@ weights). The scene has 64 tiles of 256 px.
 
 * **one by one** — what the published workflow did: for each of the 64 tiles,
   ``model.predict(tile[None])`` (Keras' ``predict`` for every tile, argmax, paste into the map).
-* **batched** — :func:`seaice_utils.infer.predict_scene` with ``overlap=0``: the tiles go in
+* **batched** — :func:`seaice_utils.inference.predict_scene` with ``overlap=0``: the tiles go in
   batches through the model, probabilities are stitched in row bands. Timed for each runtime of
-  :func:`seaice_utils.infer.make_predict_fn`: ``tensorflow`` (one compiled ``tf.function``, no
+  :func:`seaice_utils.inference.make_predict_fn`: ``tensorflow`` (one compiled ``tf.function``, no
   per-call overhead of ``Model.predict``) and ``tflite`` (the model converted to TensorFlow Lite,
   float32, run by XNNPACK; the default on a machine without a GPU). The one-time conversion is
   timed apart, like the tracing of the ``tf.function``. Also timed with the default overlap
@@ -74,7 +74,7 @@ def bench(*, size: int = 2048, depth: int = 5, base_filters: int = 16,
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
     from seaice_utils.labelling.cloudfilter import thin_cloud_shadow_filter
-    from seaice_utils.inference.predict import load_model, make_predict_fn, predict_scene
+    from seaice_utils.inference import load_model, make_predict_fn, predict_scene
     from seaice_utils.data.synthetic import synthesize_scene
     from seaice_utils.training.unet import build_unet
 
@@ -129,7 +129,7 @@ def _ints(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m seaice_utils.bench_infer",
+    ap = argparse.ArgumentParser(prog="tests/benchmarks/bench_infer.py",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=2048, help="scene side in px (2048: 64 tiles)")
     ap.add_argument("--depth", type=int, default=5, help="U-Net depth (the paper's 5)")
