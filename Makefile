@@ -35,7 +35,7 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 bench: $(STAMP)
-	$(BIN)/python -m seaice_utils.timing.tables
+	$(BIN)/python tests/benchmarks/bench_labelling.py all --root /tmp/seaice-bench
 
 clean-outputs:
 	find $(OUTPUTS) -mindepth 1 ! -name README.md -delete

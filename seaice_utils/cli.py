@@ -249,10 +249,11 @@ def _expect_size(text: str | None, inputs, tile_size: int):
 
 
 def _cmd_label(a) -> int:
-    from seaice_utils.engines.local import run_label_job
+    from seaice_utils.labelling.jobs import run_label_job
     from seaice_utils.params import defaults, load_params
     from seaice_utils.labelling.settings import filter_params, thresholds
-    from seaice_utils.labelling.pipeline import LabelOptions, list_inputs
+    from seaice_utils.core.scenes import list_inputs
+    from seaice_utils.labelling.pipeline import LabelOptions
     from seaice_utils.core.scenes import Stretch
 
     params = load_params(a.params) if a.params else defaults()

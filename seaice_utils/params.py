@@ -310,7 +310,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                           doc="optional real scene shown with its U-Net-Auto map and auto-labels "
                               "(relative to the project root; skipped when absent; null: never)"),
     },
-    "engines": {  # `seaice label` engines and notebook 03 (Tables I, II; seaice_utils.engines.local)
+    "engines": {  # `seaice label` engines and notebook 03 (Tables I, II; seaice_utils.labelling.jobs)
         "engine": _k(str, "sequential", _choice("sequential", "multiprocessing", "spark"),
                      "default engine of `seaice label`"),
         "workers": _k(int, 2, _int(1), "default worker processes / Spark task slots"),

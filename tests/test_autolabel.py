@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from seaice_utils.core.classes import (NODATA, PALETTE, THICK, THIN, WATER, class_fractions,
+from seaice_utils.core.classes import (NODATA, THICK, THIN, WATER, class_fractions,
                                        from_palette, to_palette)
 from seaice_utils.labelling.autolabel import HSVRange, Thresholds, auto_label, segment
 from seaice_utils.labelling.cloudfilter import FilterParams

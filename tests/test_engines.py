@@ -8,17 +8,20 @@ import cv2
 import numpy as np
 import pytest
 
-from seaice_utils.labelling import pipeline
 from seaice_utils.cli import main
-from seaice_utils.engines.base import ENGINES, JobSummary, chunk, default_chunk_size, partition
-from seaice_utils.engines.local import run_label_job
-from seaice_utils.errors import InputError, ParamsError
-from seaice_utils.params import load_params, load_params_dict
-from seaice_utils.labelling.pipeline import (LabelOptions, encode_png, is_done, output_paths,
-                                             read_input, scene_from_bytes)
+from seaice_utils.core.png import encode_png
 from seaice_utils.core.scenes import read_scene, write_png
-from seaice_utils.data.synthetic import synthesize_scene
 from seaice_utils.core.tiling import split_tiles
+from seaice_utils.data.synthetic import synthesize_scene
+from seaice_utils.engines import Task, run_job
+from seaice_utils.engines.base import (ENGINES, JobSummary, check_engine, chunk,
+                                       default_chunk_size, partition)
+from seaice_utils.errors import InputError, ParamsError, SeaIceError
+from seaice_utils.labelling import pipeline
+from seaice_utils.labelling.jobs import run_label_job
+from seaice_utils.labelling.pipeline import (LabelOptions, is_done, output_paths, read_input,
+                                             scene_from_bytes)
+from seaice_utils.params import load_params, load_params_dict
 
 BAD = {"broken_0000_0000.png": "corrupt", "cut_0000_0000.png": "truncated",
        "small_0000_0000.png": "wrong size"}
@@ -243,26 +246,87 @@ def test_sidecar_records_input_and_fractions(tile_folder, tmp_path):
 
 
 def test_bench_tables_on_a_tiny_tile_set(tmp_path):
-    from seaice_utils.timing import tables as bench
+    from benchmarks.bench_labelling import e2e_benchmark, paper_tiles
+    from seaice_utils import timing
 
-    files = bench.paper_tiles(tmp_path / "b", n_scenes=1, size=512, progress=False)
+    files = paper_tiles(tmp_path / "b", n_scenes=1, size=512, progress=False)
     assert [f.name for f in files] == [f"synth_0000_{r:04d}_{c:04d}.png"
                                        for r in (0, 256) for c in (0, 256)]
     mtime = files[0].stat().st_mtime_ns
-    assert bench.paper_tiles(tmp_path / "b", n_scenes=1, size=512, progress=False) == files
+    assert paper_tiles(tmp_path / "b", n_scenes=1, size=512, progress=False) == files
     assert files[0].stat().st_mtime_ns == mtime          # resumed, not rewritten
-    per_tile = bench.kernel_timings(bench.sample_scenes(files, 2), repeats=2)
-    k = bench.summarise_kernels(per_tile).set_index("kernel")
+    per_tile = timing.kernel_timings(timing.sample_scenes(files, 2), repeats=2)
+    k = timing.summarise_kernels(per_tile).set_index("kernel")
     assert k.loc["segmentation", "tiles"] == 2 and k["identical"].all()
     assert (k["reference_ms"] > 0).all() and (k["speedup"] > 0).all()
-    t1 = bench.table1_multiprocessing(files, tmp_path / "w", LabelOptions(), processes=[1, 2])
+    t1 = timing.table1_multiprocessing(files, tmp_path / "w", LabelOptions(), processes=[1, 2])
     assert t1["processes"].tolist() == [1, 2] and (t1["failed"] == 0).all()
     assert t1["oversubscribed"].tolist() == [1 > os.cpu_count(), 2 > os.cpu_count()]
     assert (t1["speedup"] * t1["parallel_s"] - t1["sequential_s"]).abs().max() < 1e-9
-    e2e = bench.e2e_benchmark(files, tmp_path / "e", LabelOptions(), workers=2)
+    e2e = e2e_benchmark(files, tmp_path / "e", LabelOptions(), workers=2)
     assert e2e["engine"].tolist() == ["reference", "sequential", "multiprocessing",
                                       "multiprocessing"]
     assert (e2e["labelled"] == 4).all() and e2e["speedup_vs_reference"].iloc[0] == 1
-    fig = bench.speedup_figure(t1["processes"], {"run": t1["speedup"]}, xlabel="p", title="t",
-                               cores=1, reference={"paper": ([1, 2], [1, 2])})
+    fig = timing.speedup_figure(t1["processes"], {"run": t1["speedup"]}, xlabel="p", title="t",
+                                cores=1, reference={"paper": ([1, 2], [1, 2])})
     assert len(fig.axes[0].lines) >= 3
+
+
+class _Upper(Task):
+    """A generic task for the engine layer: the upper-cased text of a file, no outputs."""
+
+    desc, unit, verb = "reading", "file", "read"
+
+    def setup(self, *, engine, workers, shipped):
+        self.pid = os.getpid()
+        return {"engine": engine, "workers": workers}
+
+    def is_done(self, path):
+        return Path(path).name.startswith("done")
+
+    def run(self, path):
+        text = Path(path).read_text()
+        if text == "bad":
+            raise SeaIceError(f"{Path(path).name}: bad text")
+        return text.upper(), os.getpid() == self.pid
+
+
+@pytest.mark.parametrize("engine", ["sequential", "multiprocessing"])
+def test_run_job_runs_any_task_in_input_order(tmp_path, engine):
+    files = []
+    for i, text in enumerate(["a", "bad", "c", "d", "e"]):
+        files.append(tmp_path / f"f{i}.txt")
+        files[-1].write_text(text)
+    (tmp_path / "done_0.txt").write_text("z")
+    files.append(tmp_path / "done_0.txt")
+    s = run_job(_Upper(), files, engine=engine, workers=2, chunk_size=1, resume=True,
+                progress=False)
+    assert s.done == ["f0", "f2", "f3", "f4"] and s.skipped == ["done_0"]
+    assert [r[0] for r in s.results] == ["A", "C", "D", "E"]
+    assert all(r[1] for r in s.results)               # set up in the process that ran it
+    assert s.failures == [("f1.txt", "f1.txt: bad text")]
+    assert "4 read, 1 already done, 1 failed" in s.describe()
+    workers = 1 if engine == "sequential" else 2
+    assert set(map(str, s.setups.values())) == {str({"engine": engine, "workers": workers})}
+    assert len(s.setups) <= workers and s.n_inputs == 6 and s.engine == engine
+
+
+def test_check_engine_has_one_error_for_bad_engines_and_workers():
+    check_engine("spark", 3)
+    with pytest.raises(ParamsError, match="engine must be one of sequential, multiprocessing, "
+                                          "spark"):
+        check_engine("threads", 1)
+    for bad in (0, 1.5, True, "2"):
+        with pytest.raises(ParamsError, match="workers must be an integer >= 1"):
+            check_engine("multiprocessing", bad)
+    with pytest.raises(ParamsError, match="only apply to the spark engine"):
+        run_job(_Upper(), [], engine="sequential", batch_size=4)
+
+
+def test_prediction_jobs_reject_a_bad_engine_like_labelling_jobs(tmp_path):
+    from seaice_utils.inference.predict import predict_inputs
+
+    with pytest.raises(ParamsError, match="engine must be one of"):
+        predict_inputs(tmp_path / "model.keras", tmp_path, tmp_path / "o", engine="threads")
+    with pytest.raises(ParamsError, match="engine must be one of"):
+        run_label_job(tmp_path, tmp_path / "o", engine="threads")

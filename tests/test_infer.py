@@ -4,13 +4,16 @@ GeoTIFFs, engines and the ``seaice predict`` command."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from seaice_utils.inference import model as inf_model
+from seaice_utils.inference import outputs as inf_outputs
 from seaice_utils.inference import predict as infer
+from seaice_utils.inference import runtime as inf_runtime
+from seaice_utils.inference import stitch as inf_stitch
 from seaice_utils.core.classes import NODATA
 from seaice_utils.labelling.cloudfilter import FilterParams, thin_cloud_shadow_filter
 from seaice_utils.errors import InputError
@@ -59,7 +62,7 @@ def pointwise_classes(img: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("n,tile,overlap", [(1000, 256, 0), (1000, 256, 32), (256, 256, 64),
                                             (300, 128, 100), (2048, 256, 0)])
 def test_windows_cover_every_pixel_and_end_at_the_edge(n, tile, overlap):
-    wins = infer.tile_windows((n, n), tile, overlap)
+    wins = inf_stitch.tile_windows((n, n), tile, overlap)
     cover = np.zeros((n, n), int)
     for r, c in wins:
         assert 0 <= r <= n - tile and 0 <= c <= n - tile
@@ -71,25 +74,25 @@ def test_windows_cover_every_pixel_and_end_at_the_edge(n, tile, overlap):
 
 
 def test_paper_grid_without_overlap():
-    assert len(infer.tile_windows((2048, 2048), 256, 0)) == 64
-    assert infer.tile_windows((100, 50), 256, 0) == [(0, 0)]
+    assert len(inf_stitch.tile_windows((2048, 2048), 256, 0)) == 64
+    assert inf_stitch.tile_windows((100, 50), 256, 0) == [(0, 0)]
 
 
 @pytest.mark.parametrize("overlap", [-1, 256, 300])
 def test_bad_overlap_is_an_input_error(overlap):
     with pytest.raises(InputError, match="overlap"):
-        infer.tile_windows((512, 512), 256, overlap)
+        inf_stitch.tile_windows((512, 512), 256, overlap)
 
 
 @pytest.mark.parametrize("kind", ["linear", "cosine"])
 def test_blend_window_is_positive_symmetric_and_flat_inside(kind):
-    w = infer.blend_window(64, 16, kind=kind)
+    w = inf_stitch.blend_window(64, 16, kind=kind)
     assert w.shape == (64, 64) and w.min() > 0
     np.testing.assert_allclose(w, w.T)
     np.testing.assert_allclose(w, w[::-1, ::-1])
     assert np.all(w[16:48, 16:48] == 1.0)
     assert w[0, 32] < 0.1
-    assert np.all(infer.blend_window(64, 0) == 1)
+    assert np.all(inf_stitch.blend_window(64, 0) == 1)
 
 
 # ------------------------------------------------------------------------------------------
@@ -100,14 +103,15 @@ def test_blend_window_is_positive_symmetric_and_flat_inside(kind):
 @pytest.mark.parametrize("overlap,border", [(0, "none"), (32, "reflect"), (48, "none")])
 def test_context_free_model_is_reproduced_exactly(shape, overlap, border):
     img = smooth_image(shape)
-    got = infer.predict_scene(pointwise, img, tile=128, overlap=overlap, border=border,
+    got = inf_stitch.predict_scene(pointwise, img, tile=128, overlap=overlap, border=border,
                               batch_size=3)
     np.testing.assert_array_equal(got, pointwise_classes(img))
 
 
 def test_probabilities_are_normalised_blends():
     img = smooth_image((300, 260))
-    classes, probs = infer.predict_scene(pointwise, img, tile=128, overlap=40, return_probs=True)
+    classes, probs = inf_stitch.predict_scene(pointwise, img, tile=128, overlap=40,
+                                              return_probs=True)
     ref = pointwise(img[None, ..., None].astype(np.float32) / 255)[0]
     np.testing.assert_allclose(probs, ref, atol=1e-5)
     assert probs.shape == (300, 260, 3)
@@ -117,16 +121,17 @@ def test_overlap_removes_seams():
     """Predicted without overlap, class changes crowd on the window borders; with a blended
     overlap they are no more frequent there than anywhere else."""
     img = smooth_image((600, 700))
-    plain = infer.predict_scene(edge_biased, img, tile=128, overlap=0, border="none")
-    s0 = infer.seam_statistics(plain, tile=128, overlap=0)
+    plain = inf_stitch.predict_scene(edge_biased, img, tile=128, overlap=0, border="none")
+    s0 = inf_stitch.seam_statistics(plain, tile=128, overlap=0)
     assert s0["ratio"] > 10
     for overlap, border in ((32, "reflect"), (64, "none")):
-        blended = infer.predict_scene(edge_biased, img, tile=128, overlap=overlap, border=border)
-        s = infer.seam_statistics(blended, tile=128, overlap=overlap, border=border)
+        blended = inf_stitch.predict_scene(edge_biased, img, tile=128, overlap=overlap,
+                                           border=border)
+        s = inf_stitch.seam_statistics(blended, tile=128, overlap=overlap, border=border)
         assert s["border_pairs"] > 1000
         assert s["ratio"] < 1.5, s
         # the old grid lines are clean too
-        assert infer.seam_statistics(blended, tile=128, overlap=0)["ratio"] < 1.5
+        assert inf_stitch.seam_statistics(blended, tile=128, overlap=0)["ratio"] < 1.5
         # away from the scene's outer edges, the blend recovers the context-free answer
         inner = (slice(16, -16), slice(16, -16))
         agree = (blended[inner] == pointwise_classes(img)[inner]).mean()
@@ -136,8 +141,8 @@ def test_overlap_removes_seams():
 def test_reflect_border_keeps_scene_edges_free_of_window_edge_effects():
     img = smooth_image((300, 300))
     truth = pointwise_classes(img)
-    none = infer.predict_scene(edge_biased, img, tile=128, overlap=32, border="none")
-    refl = infer.predict_scene(edge_biased, img, tile=128, overlap=32, border="reflect")
+    none = inf_stitch.predict_scene(edge_biased, img, tile=128, overlap=32, border="none")
+    refl = inf_stitch.predict_scene(edge_biased, img, tile=128, overlap=32, border="reflect")
     edge = np.zeros(img.shape, bool)
     edge[:6], edge[-6:], edge[:, :6], edge[:, -6:] = True, True, True, True
     assert (none[edge] == truth[edge]).mean() < 0.7
@@ -155,17 +160,18 @@ def test_nodata_stays_nodata_and_empty_windows_are_not_predicted():
         seen.append(len(x))
         return pointwise(x)
 
-    got = infer.predict_scene(counting, img, nodata=nodata, tile=128, overlap=0, border="none")
+    got = inf_stitch.predict_scene(counting, img, nodata=nodata, tile=128, overlap=0, border="none")
     assert np.all(got[nodata] == NODATA)
     np.testing.assert_array_equal(got[~nodata], pointwise_classes(img)[~nodata])
     assert sum(seen) == 12                      # 16 windows, the 4 right-hand ones skipped
-    all_nodata = infer.predict_scene(counting, img, nodata=np.ones(img.shape, bool), tile=128)
+    all_nodata = inf_stitch.predict_scene(counting, img, nodata=np.ones(img.shape, bool), tile=128)
     assert np.all(all_nodata == NODATA)
 
 
 def test_rows_are_streamed_in_bands():
     img = smooth_image((1000, 300))
-    bands = list(infer.predict_probabilities(pointwise, img, tile=128, overlap=0, border="none"))
+    bands = list(inf_stitch.predict_probabilities(pointwise, img, tile=128, overlap=0,
+                                                  border="none"))
     assert len(bands) == 8
     assert max(b[1].shape[0] for b in bands) <= 128
     assert [b[0] for b in bands] == sorted(b[0] for b in bands)
@@ -174,7 +180,7 @@ def test_rows_are_streamed_in_bands():
 
 def test_bad_model_output_is_reported():
     with pytest.raises(InputError, match="returned shape"):
-        infer.predict_scene(lambda x: x[:, :10], smooth_image((256, 256)), tile=128)
+        inf_stitch.predict_scene(lambda x: x[:, :10], smooth_image((256, 256)), tile=128)
 
 
 # ------------------------------------------------------------------------------------------
@@ -187,19 +193,20 @@ def test_model_input_matches_training_layers(rng):
     nodata[:10] = True
     fp = FilterParams(median_kernel=31)
     lev = thin_cloud_shadow_filter(rgb, fp, nodata=nodata)
-    f = infer.model_input(rgb, kind="filtered", nodata=nodata, filter_params=fp)
+    f = inf_model.model_input(rgb, kind="filtered", nodata=nodata, filter_params=fp)
     assert f.shape == (200, 220, 1)
     np.testing.assert_array_equal(f[..., 0], np.where(nodata, 0, lev))
-    g = infer.model_input(rgb, kind="filtered", nodata=nodata, filter_params=fp, apply_filter=False)
+    g = inf_model.model_input(rgb, kind="filtered", nodata=nodata, filter_params=fp,
+                              apply_filter=False)
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     np.testing.assert_array_equal(g[..., 0], np.where(nodata, 0, grey))
-    r = infer.model_input(rgb, kind="rgb")
+    r = inf_model.model_input(rgb, kind="rgb")
     np.testing.assert_array_equal(r, rgb)
-    r2 = infer.model_input(rgb, kind="rgb", filter_params=fp, apply_filter=True)
+    r2 = inf_model.model_input(rgb, kind="rgb", filter_params=fp, apply_filter=True)
     np.testing.assert_array_equal(r2, np.repeat(thin_cloud_shadow_filter(rgb, fp)[..., None], 3,
                                                 -1))
     with pytest.raises(InputError, match="model input"):
-        infer.model_input(rgb, kind="nir")
+        inf_model.model_input(rgb, kind="nir")
 
 
 def test_settings_from_training_json(tmp_path):
@@ -209,25 +216,25 @@ def test_settings_from_training_json(tmp_path):
         "auto": {"labels": "auto", "input": "rgb", "model": {"tile_size": 128, "input_channels": 3},
                  "path": str(model)},
         "man": {"skipped": "no reference labels"}}}))
-    s = infer.read_model_settings(model)
+    s = inf_model.read_model_settings(model)
     assert (s.input, s.tile_size, s.labels, s.channels) == ("rgb", 128, "auto", 3)
     assert s.source.endswith("training.json")
     with pytest.raises(InputError, match="1 channel"):
-        infer.read_model_settings(model, channels=1)
-    assert infer.read_model_settings(model, input="grey", channels=1).input == "grey"
+        inf_model.read_model_settings(model, channels=1)
+    assert inf_model.read_model_settings(model, input="grey", channels=1).input == "grey"
 
 
 def test_settings_sidecar_wins_and_defaults_follow_channels(tmp_path):
     m = tmp_path / "mine.keras"
     m.write_bytes(b"x")
-    assert infer.read_model_settings(m, channels=3).input == "rgb"
-    assert infer.read_model_settings(m, channels=1).input == "filtered"
+    assert inf_model.read_model_settings(m, channels=3).input == "rgb"
+    assert inf_model.read_model_settings(m, channels=1).input == "filtered"
     (tmp_path / "mine.json").write_text(json.dumps({"input_layer": "gray", "tile_size": 64}))
-    s = infer.read_model_settings(m)
+    s = inf_model.read_model_settings(m)
     assert (s.input, s.tile_size) == ("grey", 64)
     (tmp_path / "mine.json").write_text(json.dumps({"input": "infrared"}))
     with pytest.raises(InputError, match="infrared"):
-        infer.read_model_settings(m)
+        inf_model.read_model_settings(m)
 
 
 # ------------------------------------------------------------------------------------------
@@ -235,18 +242,18 @@ def test_settings_sidecar_wins_and_defaults_follow_channels(tmp_path):
 # ------------------------------------------------------------------------------------------
 
 def test_pixel_areas():
-    assert infer.pixel_area_m2({})[0] == 100.0
-    assert infer.pixel_area_m2({}, pixel_size_m=20)[0] == 400.0
+    assert inf_outputs.pixel_area_m2({})[0] == 100.0
+    assert inf_outputs.pixel_area_m2({}, pixel_size_m=20)[0] == 400.0
     utm = {"transform": [10, 0, 500000, 0, -10, 2e6], "crs": "EPSG:32701"}
-    assert infer.pixel_area_m2(utm)[0] == pytest.approx(100.0)
+    assert inf_outputs.pixel_area_m2(utm)[0] == pytest.approx(100.0)
     # 0.001 degree pixels at 75 S: about 111 m x 29 m
     geo = {"transform": [0.001, 0, 170.0, 0, -0.001, -74.9], "crs": "EPSG:4326"}
-    a, src = infer.pixel_area_m2(geo, (200, 200))
+    a, src = inf_outputs.pixel_area_m2(geo, (200, 200))
     expected = 111.2 * 111.2 * np.cos(np.radians(75))
     assert 0.99 * expected < a < 1.01 * expected
     assert "approximate" in src
     with pytest.raises(InputError):
-        infer.pixel_area_m2({}, pixel_size_m=0)
+        inf_outputs.pixel_area_m2({}, pixel_size_m=0)
 
 
 def test_class_summary_counts_areas_and_fractions():
@@ -254,11 +261,11 @@ def test_class_summary_counts_areas_and_fractions():
     cl[:50] = 2
     cl[50:75] = 1
     cl[75:90] = 0
-    row = infer.class_summary(cl, pixel_area=400.0, name="s")
+    row = inf_outputs.class_summary(cl, pixel_area=400.0, name="s")
     assert row["thick_ice_pixels"] == 5000 and row["thick_ice_km2"] == pytest.approx(2.0)
     assert row["thin_ice_fraction"] == pytest.approx(2500 / 9000)
     assert row["nodata_pixels"] == 1000 and row["valid_km2"] == pytest.approx(3.6)
-    assert set(row) == set(infer.SUMMARY_COLUMNS)
+    assert set(row) == set(inf_outputs.SUMMARY_COLUMNS)
 
 
 # ------------------------------------------------------------------------------------------
@@ -304,34 +311,34 @@ def scenes(tmp_path_factory):
 def test_batched_keras_prediction_equals_per_tile_predict_classes(tiny_model):
     from seaice_utils.training.unet import predict_classes
 
-    model, settings = infer.load_model(tiny_model)
+    model, settings = inf_model.load_model(tiny_model)
     assert settings.input == "filtered" and settings.tile_size == 256
     img = smooth_image((512, 768))
-    got = infer.predict_scene(model, img, tile=256, overlap=0, batch_size=4, border="none")
+    got = inf_stitch.predict_scene(model, img, tile=256, overlap=0, batch_size=4, border="none")
     tiles = np.stack([img[r:r + 256, c:c + 256] for r in (0, 256) for c in (0, 256, 512)])
     ref = predict_classes(model, tiles)
     exp = np.zeros_like(got)
     for k, (r, c) in enumerate([(r, c) for r in (0, 256) for c in (0, 256, 512)]):
         exp[r:r + 256, c:c + 256] = ref[k]
     assert (got != exp).mean() < 1e-4          # float summation order may flip a rare tie
-    np.testing.assert_array_equal(infer.predict_tiles(model, tiles, batch_size=3), ref)
+    np.testing.assert_array_equal(inf_stitch.predict_tiles(model, tiles, batch_size=3), ref)
 
 
 def test_tflite_runtime_matches_tensorflow_and_pads_short_batches(tiny_model):
-    model, _ = infer.load_model(tiny_model)
+    model, _ = inf_model.load_model(tiny_model)
     tiles = np.stack([smooth_image((256, 256), seed=s) for s in range(5)])[..., None]
     x = tiles.astype(np.float32) / 255.0
-    tf_fn = infer.make_predict_fn(model, runtime="tensorflow")
-    lite = infer.make_predict_fn(model, runtime="tflite", batch_size=3, threads=1)
+    tf_fn = inf_runtime.make_predict_fn(model, runtime="tensorflow")
+    lite = inf_runtime.make_predict_fn(model, runtime="tflite", batch_size=3, threads=1)
     assert lite.runtime == "tflite" and tf_fn.runtime == "tensorflow"
-    assert infer.make_predict_fn(model, runtime="tflite", batch_size=3, threads=1) is lite
+    assert inf_runtime.make_predict_fn(model, runtime="tflite", batch_size=3, threads=1) is lite
     ref = tf_fn(x)
     got = lite(x)                                 # 5 windows: one full batch, one padded
     assert got.shape == ref.shape == (5, 256, 256, 3)
     np.testing.assert_allclose(got, ref, atol=1e-5)
     np.testing.assert_allclose(lite(x[:1]), ref[:1], atol=1e-5)
-    a = infer.predict_scene(lite, tiles[0, ..., 0], overlap=0, batch_size=3)
-    b = infer.predict_scene(tf_fn, tiles[0, ..., 0], overlap=0, batch_size=3)
+    a = inf_stitch.predict_scene(lite, tiles[0, ..., 0], overlap=0, batch_size=3)
+    b = inf_stitch.predict_scene(tf_fn, tiles[0, ..., 0], overlap=0, batch_size=3)
     assert (a != b).mean() < 1e-4
     with pytest.raises(InputError, match="windows of shape"):
         lite(x[:, :128, :128])
@@ -340,14 +347,14 @@ def test_tflite_runtime_matches_tensorflow_and_pads_short_batches(tiny_model):
 def test_auto_runtime_and_bad_runtime(tiny_model):
     import tensorflow as tf
 
-    model, _ = infer.load_model(tiny_model)
+    model, _ = inf_model.load_model(tiny_model)
     want = "tensorflow" if tf.config.list_physical_devices("GPU") else "tflite"
-    assert infer.resolve_runtime(model, "auto") == want
-    assert infer.resolve_runtime(model, "tensorflow") == "tensorflow"
+    assert inf_runtime.resolve_runtime(model, "auto") == want
+    assert inf_runtime.resolve_runtime(model, "tensorflow") == "tensorflow"
     with pytest.raises(InputError, match="runtime must be one of"):
-        infer.make_predict_fn(model, runtime="onnx")
+        inf_runtime.make_predict_fn(model, runtime="onnx")
     with pytest.raises(InputError, match="batch_size"):
-        infer.make_predict_fn(model, runtime="tflite", batch_size=0)
+        inf_runtime.make_predict_fn(model, runtime="tflite", batch_size=0)
     with pytest.raises(InputError, match="runtime must be one of"):
         infer.PredictOptions(runtime="onnx")
 
@@ -375,7 +382,7 @@ def test_predict_files_geotiff_summary_and_resume(tiny_model, scenes, tmp_path):
     assert rows["plain"]["pixel_area_m2"] == pytest.approx(100.0)
     assert rows["geo"]["valid_pixels"] == int((~nodata).sum())
     csv_text = (out / "summary.csv").read_text().splitlines()
-    assert csv_text[0].split(",") == list(infer.SUMMARY_COLUMNS) and len(csv_text) == 3
+    assert csv_text[0].split(",") == list(inf_outputs.SUMMARY_COLUMNS) and len(csv_text) == 3
     meta = json.loads((out / "geo.json").read_text())
     assert meta["model_input"] == "filtered" and meta["filter_applied"] is True
     again = infer.predict_inputs(tiny_model, d, out, resume=True, progress=False)
@@ -448,7 +455,7 @@ def test_spark_engine_ships_the_model_once_per_worker(tiny_model, scenes, tmp_pa
                                   spark=spark, progress=False)
     finally:
         spark.stop()
-    assert sp.ok and sorted(sp.done) == [f"s{i}" for i in range(6)]
+    assert seq.ok and sp.ok and sorted(sp.done) == sorted(seq.done) == [f"s{i}" for i in range(6)]
     assert set(sp.model_loads.values()) == {1}         # one load per Python worker, 6 scenes
     assert len(sp.model_loads) <= 2
     for i in range(6):
@@ -460,12 +467,12 @@ def test_spark_engine_ships_the_model_once_per_worker(tiny_model, scenes, tmp_pa
 def test_real_sample_map_keeps_the_nodata_wedge(tiny_model, ross_sea_path, tmp_path):
     """The real Ross Sea render (no labels: not an accuracy test): the map covers every data
     pixel, the black wedge stays no-data, and the figure is drawn."""
-    from seaice_utils.evaluation import tables as evaluate
+    from seaice_utils import evaluation as evaluate
     from seaice_utils.core.figures import figure_to_png
     from seaice_utils.params import defaults
 
     params = defaults()
-    model, settings = infer.load_model(tiny_model)
+    model, settings = inf_model.load_model(tiny_model)
     rs = evaluate.real_sample(ross_sea_path, model, settings, params)
     assert rs["pred"].shape == (1086, 1086)
     assert rs["nodata"].mean() > 0.05                   # the wedge bottom right
@@ -495,7 +502,7 @@ def test_recorded_filter_constants_reach_predict(tmp_path, scenes, capsys):
         "model": {"tile_size": 256, "input_channels": 1}}})
     assert info["filter"]["median_kernel"] == 31
     model = tmp_path / "out" / "models" / "unet_auto.keras"
-    st = infer.read_model_settings(model)
+    st = inf_model.read_model_settings(model)
     assert st.filter_params() == FilterParams(median_kernel=31, truncation=230)
 
     d, _ = scenes
@@ -510,4 +517,4 @@ def test_recorded_filter_constants_reach_predict(tmp_path, scenes, capsys):
     meta2 = json.loads((tmp_path / "p2" / "plain.json").read_text())
     assert meta2["options"]["filter_params"]["median_kernel"] == 155
     with pytest.raises(InputError, match="bad filter constants"):
-        infer.ModelSettings(filter={"median_kernel": 4}).filter_params()
+        inf_model.ModelSettings(filter={"median_kernel": 4}).filter_params()

@@ -6,7 +6,6 @@ import sys
 
 import cv2
 import numpy as np
-import pytest
 
 from seaice_utils.cli import main
 from seaice_utils.labelling.pipeline import is_done, output_paths

@@ -6,16 +6,16 @@ import cv2
 import numpy as np
 import pytest
 
-from seaice_utils.core.classes import PALETTE, _palette_unchecked, class_fractions, to_palette
+from seaice_utils.core.classes import PALETTE, class_fractions, palette_unchecked, to_palette
+from seaice_utils.core.scenes import write_png
+from seaice_utils.core.tiling import split_tiles
+from seaice_utils.data.synthetic import synthesize_scene
 from seaice_utils.labelling.autolabel import HSVRange, Thresholds, auto_label, segment
-from seaice_utils.labelling.cloudfilter import (FilterParams, _median_blur, filter_steps,
-                                                thin_cloud_shadow_filter)
+from seaice_utils.labelling.cloudfilter import FilterParams, filter_steps, thin_cloud_shadow_filter
+from seaice_utils.labelling.kernels import median_blur
 from seaice_utils.labelling.pipeline import LabelOptions, label_file, output_paths
 from seaice_utils.labelling.reference import (reference_auto_label, reference_filter,
                                               reference_label_files, reference_segment)
-from seaice_utils.core.scenes import write_png
-from seaice_utils.data.synthetic import synthesize_scene
-from seaice_utils.core.tiling import split_tiles
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def check_same(rgb, nodata, fp, thr=Thresholds()):
     assert c.dtype == np.uint8 and c.shape == rgb.shape[:2]
     np.testing.assert_array_equal(c, c_ref)
     np.testing.assert_array_equal(to_palette(c), p_ref)
-    np.testing.assert_array_equal(_palette_unchecked(np.ascontiguousarray(c)), p_ref)
+    np.testing.assert_array_equal(palette_unchecked(np.ascontiguousarray(c)), p_ref)
     if fp is None:
         assert lv is None and l_ref is None
     else:
@@ -113,7 +113,7 @@ def test_fast_median_blur_is_bit_identical(shape, ksize):
     smooth = cv2.GaussianBlur(rng.integers(0, 256, shape, dtype=np.uint8), (0, 0), 3)
     for img in (smooth, 255 - smooth // 3, smooth // 4, rng.integers(0, 256, shape, dtype=np.uint8),
                 np.full(shape, 255, np.uint8)):
-        np.testing.assert_array_equal(_median_blur(img, ksize), cv2.medianBlur(img, ksize))
+        np.testing.assert_array_equal(median_blur(img, ksize), cv2.medianBlur(img, ksize))
 
 
 def test_class_fractions_fast_path_equals_definition(tiles):

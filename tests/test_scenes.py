@@ -2,9 +2,9 @@ import cv2
 import numpy as np
 import pytest
 
+from seaice_utils.core.scenes import (Stretch, as_scene, atomic_write_bytes, list_inputs,
+                                      nodata_mask, read_scene, stretch_reflectance, write_png)
 from seaice_utils.errors import InputError
-from seaice_utils.core.scenes import (Stretch, as_scene, atomic_write_bytes, nodata_mask,
-                                      read_scene, stretch_reflectance, write_png)
 
 
 def test_stretch_maps_reflectance_0_1_to_0_255_and_clips():
@@ -125,3 +125,19 @@ def test_atomic_write_gives_normal_file_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "p.bin").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_list_inputs_takes_a_folder_a_file_or_a_list(tmp_path):
+    for name in ("b.png", "a.tif", ".hidden.png", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.png").write_bytes(b"x")
+    assert list_inputs(tmp_path) == [tmp_path / "a.tif", tmp_path / "b.png"]
+    assert list_inputs(str(tmp_path / "b.png")) == [tmp_path / "b.png"]
+    assert list_inputs([str(tmp_path / "sub" / "c.png"), tmp_path / "x.png"]) == [
+        tmp_path / "sub" / "c.png", tmp_path / "x.png"]       # a list is taken as given
+    with pytest.raises(InputError, match="input not found"):
+        list_inputs(tmp_path / "nope.png")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no images"):
+        list_inputs(tmp_path / "empty")

@@ -4,17 +4,19 @@ All tests here start JVMs (a local session, then a standalone master, worker and
 127.0.0.1): they are marked slow. The cluster is stopped in a fixture finaliser, even on failure.
 """
 
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from seaice_utils.engines.local import run_label_job
-from seaice_utils.labelling.pipeline import LabelOptions
-from seaice_utils.core.scenes import write_png
-from seaice_utils.data.synthetic import synthesize_scene
+from seaice_utils.core.scenes import list_inputs, write_png
 from seaice_utils.core.tiling import split_tiles
+from seaice_utils.data.synthetic import synthesize_scene
+from seaice_utils.engines import run_job
+from seaice_utils.labelling.jobs import LabelTask, run_label_job
+from seaice_utils.labelling.pipeline import LabelOptions
 
 pytest.importorskip("pyspark")
 pytestmark = [pytest.mark.slow,
@@ -75,11 +77,33 @@ def test_spark_local_writes_the_same_bytes_as_sequential(tiles, expected, spark,
     assert set(s.seconds) >= {"load", "map", "reduce", "total"}
 
 
+def failing_once(out: Path, marker: Path) -> LabelTask:
+    """A labelling task whose first Spark task fails once, after writing its first tile.
+
+    The class is made here, not at module level, so that Spark's cloudpickle ships it by value
+    (the executors cannot import this test module).
+    """
+
+    class FailOnce(LabelTask):
+        def run_bytes(self, content, filename):
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.calls == 2:
+                try:   # the first task to get here fails once, after writing its first batch
+                    os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                    raise RuntimeError("test: a task failure on the first attempt")
+                except FileExistsError:
+                    pass
+            return super().run_bytes(content, filename)
+
+    return FailOnce(out.resolve(), OPTS)
+
+
 def test_spark_retries_a_failed_task_and_the_output_is_complete(tiles, expected, spark, tmp_path):
     marker = tmp_path / "failed-once"
     out = tmp_path / "out"
-    s = run_label_job(tiles, out, OPTS, engine="spark", spark=spark, batch_size=1,
-                      tasks_per_slot=1, warm=False, progress=False, fail_once_marker=marker)
+    out.mkdir()
+    s = run_job(failing_once(out, marker), list_inputs(tiles), engine="spark", spark=spark,
+                batch_size=1, tasks_per_slot=1, warm=False, progress=False)
     assert marker.exists(), "no task failed: the test did not test retries"
     assert len(s.done) == 4 and sorted(n for n, _ in s.failures) == BAD
     assert files_of(out) == expected
@@ -98,7 +122,7 @@ def test_spark_resume_skips_finished_tiles(tiles, expected, spark, tmp_path):
 @pytest.fixture
 def cluster(spark):
     """A standalone master and one 2-core worker on 127.0.0.1; stopped even if the test fails."""
-    from seaice_utils.engines.spark import LocalStandaloneCluster
+    from seaice_utils.engines.cluster import LocalStandaloneCluster
 
     spark.stop()                        # one SparkContext per process: leave local mode first
     c = LocalStandaloneCluster(workers=1, cores=2, memory="1g")
@@ -108,7 +132,7 @@ def cluster(spark):
     finally:
         pids = [p.pid for p in c.procs]
         c.stop()
-    from seaice_utils.engines.spark import _group_alive
+    from seaice_utils.engines.cluster import _group_alive
 
     assert not c.procs and not any(_group_alive(pid) for pid in pids)
 

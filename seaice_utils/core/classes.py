@@ -12,8 +12,8 @@ import numpy as np
 from seaice_utils.core.scenes import check_rgb
 from seaice_utils.errors import InputError
 
-__all__ = ["WATER", "THIN", "THICK", "NODATA", "CLASS_NAMES", "PALETTE", "to_palette",
-           "from_palette", "class_fractions"]
+__all__ = ["WATER", "THIN", "THICK", "NODATA", "CLASS_NAMES", "PALETTE", "LABEL_PALETTE",
+           "to_palette", "palette_unchecked", "from_palette", "class_fractions"]
 
 _SMALL = 16   # arrays smaller than this take the plain numpy path
 
@@ -38,13 +38,13 @@ def to_palette(classes: np.ndarray) -> np.ndarray:
         bad = ~np.isin(classes, list(PALETTE))
         raise InputError(f"class map holds values other than 0, 1, 2, 255: "
                          f"{sorted(np.unique(classes[bad]).tolist())[:5]}")
-    return _palette_unchecked(classes)
+    return palette_unchecked(classes)
 
 
-def _palette_unchecked(classes: np.ndarray) -> np.ndarray:
+def palette_unchecked(classes: np.ndarray) -> np.ndarray:
     """:func:`to_palette` of a valid, contiguous class map (no checks)."""
     if classes.size < _SMALL:
-        return _PALETTE_LUT[classes]
+        return LABEL_PALETTE[classes]
     # every palette channel is 0 or 255: each channel is an OR of "class == c" masks
     return cv2.merge([_channel_masks(classes, ch) for ch in range(3)])
 
@@ -87,10 +87,13 @@ def class_fractions(classes: np.ndarray) -> dict[str, float]:
     n = classes.size - count(NODATA)
     return {name: (float(count(c)) / n if n else float("nan")) for c, name in CLASS_NAMES.items()}
 
-_PALETTE_LUT = np.zeros((256, 3), np.uint8)
+
+#: 256-entry palette (indexed PNGs, lookups): each class code's colour, black for other codes.
+LABEL_PALETTE = np.zeros((256, 3), np.uint8)
 for _c, _rgb in PALETTE.items():
-    _PALETTE_LUT[_c] = _rgb
+    LABEL_PALETTE[_c] = _rgb
 del _c, _rgb
+LABEL_PALETTE.flags.writeable = False
 
 
 _NOT_A_CLASS = np.ones(256, np.uint8)

@@ -7,7 +7,7 @@ no global figure state builds up in long notebook sessions or test runs; save it
 :func:`figure_to_png`. matplotlib is imported inside the functions, so ``import
 seaice_utils.core.figures`` costs nothing.
 
-Colours are the paper's label palette (:data:`seaice_utils.autolabel.PALETTE`): red thick ice,
+Colours are the paper's label palette (:data:`seaice_utils.core.classes.PALETTE`): red thick ice,
 blue thin ice, green open water, black no-data (and pixels in no HSV range).
 
 >>> import numpy as np
@@ -211,7 +211,7 @@ def class_fraction_bars(fractions: Mapping[str, Mapping[str, float]], *, ax=None
     ----------
     fractions : mapping of str to mapping of str to float
         ``{bar label: {class name: fraction}}``; class names as in
-        :data:`seaice_utils.autolabel.CLASS_NAMES` (``"thick ice"``, ``"thin ice"``, ``"open
+        :data:`seaice_utils.core.classes.CLASS_NAMES` (``"thick ice"``, ``"thin ice"``, ``"open
         water"``). Any other key (e.g. ``"unlabelled"``) is stacked after them in black. NaN counts
         as 0. Bars are drawn top to bottom in the mapping's order.
     ax : matplotlib Axes, optional

@@ -1,4 +1,5 @@
-"""Scenes in and out: reading images, the reflectance stretch, no-data masks, atomic writes.
+"""Scenes in and out: reading images, the reflectance stretch, no-data masks, input lists,
+atomic writes.
 
 A *scene* is an RGB ``uint8`` image plus a boolean no-data mask of the same height and width.
 Every later step (tiling, filter, labels, metrics) takes the mask along and leaves no-data pixels
@@ -53,6 +54,7 @@ __all__ = [
     "write_json",
     "atomic_write_bytes",
     "list_images",
+    "list_inputs",
     "check_rgb",
 ]
 
@@ -312,6 +314,21 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
         raise InputError(f"folder not found: {folder}")
     return sorted(p for p in folder.iterdir()
                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+
+
+def list_inputs(inputs: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """The files a job works on: a file, the images directly inside a folder, or a list."""
+    if isinstance(inputs, (str, os.PathLike)):
+        p = Path(inputs)
+        if p.is_dir():
+            files = list_images(p)
+            if not files:
+                raise InputError(f"no images (.png, .tif, .jpg, .jp2) in {p}")
+            return files
+        if p.exists():
+            return [p]
+        raise InputError(f"input not found: {p}")
+    return [Path(f) for f in inputs]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from seaice_utils.errors import InputError
-from seaice_utils.core.scenes import Scene, atomic_write_bytes, read_scene, write_png
+from seaice_utils.core.scenes import Scene, read_scene, write_png
 
 __all__ = ["SceneRecord", "DATA_SOURCE_RECORD", "dataset_root", "resolve_source", "ensure_dataset",
            "synthetic_specs", "ensure_synthetic_dataset", "read_catalogue", "write_catalogue",

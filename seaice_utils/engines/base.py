@@ -1,26 +1,93 @@
-"""Engine layer base: job summary, partitioning, unique output names."""
+"""The engine layer: run one task over many files, sequentially, with processes or with Spark.
+
+An *engine* decides where the per-file work runs; a *task* (:class:`Task`) says what that work
+is. The engine knows nothing of labelling or prediction: it takes a picklable task object and a
+list of files, calls the task once per file, and gathers the outcome in a :class:`JobSummary`
+(done, skipped and failed inputs by name, in input order, plus timings). The labelling jobs
+(:mod:`seaice_utils.labelling.jobs`) and the prediction jobs (:mod:`seaice_utils.inference`)
+are tasks run by the same engines, through one entry point,
+:func:`seaice_utils.engines.jobs.run_job`.
+
+===================  ========================================================================
+engine               how the work is spread
+===================  ========================================================================
+``sequential``       one loop in this process (the paper's baseline)
+``multiprocessing``  a pool of ``workers`` processes (:mod:`seaice_utils.engines.local`); the
+                     file list is cut into contiguous, disjoint chunks (:func:`chunk`), each
+                     chunk is run by exactly one worker, exactly once
+``spark``            a Spark job (:mod:`seaice_utils.engines.spark`), ``local[N]`` or a
+                     ``spark://`` cluster: Spark's ``binaryFile`` source and ``mapInPandas``
+                     for tasks that work on bytes, ``mapPartitions`` over paths otherwise
+===================  ========================================================================
+
+The task protocol
+-----------------
+``setup(*, engine, workers, shipped)``
+    Once per worker process, before its first file (set library threads, load a model);
+    ``shipped`` maps the base name of every file of ``ship()`` to a local path there. Its return
+    value is recorded per process id in :attr:`JobSummary.setups`.
+``teardown()``
+    After an in-process (``sequential``) run, to undo ``setup`` in the caller's process.
+``before_fork()`` / ``after_fork(state)``
+    In the parent around the start of a forked worker pool (e.g. shrink a library's thread pool,
+    which a forked child could otherwise not reconfigure), and to undo that.
+``is_done(path) -> bool``
+    Resume check: True when the outputs of ``path`` are complete.
+``run(path) -> payload``
+    The work on one file; raises one of ``errors`` for a bad input (reported by name in
+    :attr:`JobSummary.failures`; anything else stops the job).
+``ship() -> list of paths``
+    Files every Spark executor needs (sent once per executor with ``SparkContext.addFile``).
+``run_bytes(content, filename) -> (name, outputs)`` and ``publish(name, outputs)``
+    Optional bytes mode (``bytes_mode = True``): the work on a file's bytes, returning its
+    encoded outputs, and writing them (:func:`publish_outputs`: atomically, as a set, the
+    sidecar last). Spark's ``binaryFile`` path uses it, so outputs can be written by the
+    executors or collected to the driver. ``scratch(folder)`` gives a copy that writes
+    elsewhere, for Spark's warm-up run.
+
+Examples
+--------
+>>> chunk(list("abcdefg"), 3)
+[['a', 'b', 'c'], ['d', 'e', 'f'], ['g']]
+>>> partition(list("abcdefg"), 3)
+[['a', 'b', 'c'], ['d', 'e'], ['f', 'g']]
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence, TypeVar
+from typing import Any, Mapping, Sequence, TypeVar
 
-from seaice_utils.errors import InputError
-from seaice_utils.labelling.pipeline import LabelSummary
+from seaice_utils.core.scenes import atomic_write_bytes
+from seaice_utils.errors import InputError, ParamsError, SeaIceError
+
+__all__ = ["ENGINES", "JobSummary", "Task", "chunk", "partition", "default_chunk_size",
+           "check_unique_names", "check_engine", "run_one", "publish_outputs"]
 
 ENGINES = ("sequential", "multiprocessing", "spark")
 
-
 T = TypeVar("T")
+
+#: One file's outcome: (status, name, payload or error message); status is ``"done"``,
+#: ``"skipped"`` or ``"failed"``, name the file's stem (its name, with suffix, for failures).
+Result = tuple[str, str, Any]
 
 
 @dataclass
-class JobSummary(LabelSummary):
-    """Outcome of a labelling job: :class:`~seaice_utils.pipeline.LabelSummary` plus how it ran.
+class JobSummary:
+    """Outcome of a job: what was done, skipped or failed, and how it ran.
 
     Attributes
     ----------
+    done, skipped : list of str
+        Names (file stems) in input order.
+    failures : list of (file name, error message)
+    results : list
+        The task's payload of each ``done`` name (same order).
+    setups : dict of int to object
+        What the task's ``setup`` returned in each worker process, by process id.
     engine : str
     workers : int
         Processes (multiprocessing), 1 (sequential) or Spark task slots.
@@ -28,19 +95,137 @@ class JobSummary(LabelSummary):
         Files the job was given.
     seconds : dict of str to float
         Wall-clock phases. Local engines: ``startup`` (pool start), ``run``, ``total``.
-        Spark: ``startup`` (session, when the job made it), ``load``, ``map``, ``reduce``,
-        ``total`` (load + map + reduce).
+        Spark: ``startup`` (session, when the job made it), ``warmup``, ``load``, ``map``,
+        ``reduce``, ``total`` (load + map + reduce).
+    verb : str
+        What ``done`` means, for :meth:`describe` (``"labelled"``, ``"predicted"``).
     """
 
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    results: list[Any] = field(default_factory=list)
+    setups: dict[int, Any] = field(default_factory=dict)
     engine: str = "sequential"
     workers: int = 1
     n_inputs: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    verb: str = "done"
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def add(self, result: Result) -> None:
+        """Record one file's outcome."""
+        status, name, payload = result
+        if status == "failed":
+            self.failures.append((name, payload or "failed"))
+        elif status == "skipped":
+            self.skipped.append(name)
+        else:
+            self.done.append(name)
+            self.results.append(payload)
 
     def describe(self) -> str:
-        head = (f"{self.engine} x{self.workers}: {self.n_inputs} inputs in "
-                f"{self.seconds.get('total', float('nan')):.2f} s; ")
-        return head + super().describe()
+        s = (f"{self.engine} x{self.workers}: {self.n_inputs} inputs in "
+             f"{self.seconds.get('total', float('nan')):.2f} s; ")
+        s += (f"{len(self.done)} {self.verb}, {len(self.skipped)} already done, "
+              f"{len(self.failures)} failed")
+        for name, err in self.failures:
+            s += f"\n  FAILED {name}: {err}"
+        return s
+
+
+class Task:
+    """Base of the work an engine runs over files (see the module docstring for the protocol).
+
+    Subclasses must pickle (module-level classes, plain attributes): the multiprocessing engine
+    sends them to its workers and Spark to its executors.
+    """
+
+    #: Exceptions of one input that are reported as failures, not raised.
+    errors: tuple[type[BaseException], ...] = (SeaIceError,)
+    #: Progress bar text and unit; :attr:`JobSummary.verb`.
+    desc, unit, verb = "processing", "file", "done"
+    #: Spark application name when the engine starts the session.
+    app_name = "seaice"
+    #: Multiprocessing start method (None: ``fork`` on Linux, else ``spawn``).
+    start_method: str | None = None
+    #: True when :meth:`run_bytes` and :meth:`publish` are implemented.
+    bytes_mode = False
+    #: Keys of the outputs :meth:`run_bytes` returns (bytes mode).
+    output_keys: tuple[str, ...] = ()
+
+    def setup(self, *, engine: str, workers: int, shipped: Mapping[str, str]) -> Any:
+        """Prepare this process (once per worker process); the result goes to ``setups``."""
+        return None
+
+    def teardown(self) -> None:
+        """Undo :meth:`setup` after an in-process run."""
+
+    def before_fork(self) -> Any:
+        """In the parent, just before worker processes are forked; returns what
+        :meth:`after_fork` needs to undo it (a library's thread pool that a forked child cannot
+        reconfigure is made safe here)."""
+        return None
+
+    def after_fork(self, state: Any) -> None:
+        """In the parent, once the workers are started: undo :meth:`before_fork`."""
+
+    def ship(self) -> list[str | os.PathLike]:
+        """Files to send once to every Spark executor."""
+        return []
+
+    def is_done(self, path: str | os.PathLike) -> bool:
+        """True when the outputs of ``path`` are complete (``resume`` skips it)."""
+        return False
+
+    def run(self, path: str | os.PathLike) -> Any:
+        """Process one file and return its payload; raise one of :attr:`errors` on bad input."""
+        raise NotImplementedError
+
+    def run_bytes(self, content: bytes, filename: str) -> tuple[str, dict[str, bytes]]:
+        """Bytes mode: (output name, encoded outputs keyed by :attr:`output_keys`)."""
+        raise NotImplementedError
+
+    def publish(self, name: str, outputs: Mapping[str, bytes]) -> None:
+        """Bytes mode: write the outputs of :meth:`run_bytes`."""
+        raise NotImplementedError
+
+    def scratch(self, folder: str | os.PathLike) -> "Task | None":
+        """A copy of this task writing under ``folder`` (for warm-up runs), or None."""
+        return None
+
+
+def run_one(task: Task, path: str | os.PathLike, *, resume: bool = False) -> Result:
+    """Run ``task`` on one file for a batch job; never raises on bad input."""
+    path = Path(path)
+    if resume and task.is_done(path):
+        return "skipped", path.stem, None
+    try:
+        payload = task.run(path)
+    except task.errors as exc:
+        return "failed", path.name, str(exc) or type(exc).__name__
+    return "done", path.stem, payload
+
+
+def publish_outputs(paths: Mapping[str, Path], outputs: Mapping[str, bytes]) -> None:
+    """Write one input's outputs as a set: each file atomically, in the order of ``paths``.
+
+    Put the sidecar last in ``paths``: it then marks a complete set (a resume check that finds
+    it finds the other files too).
+    """
+    for key, path in paths.items():
+        atomic_write_bytes(path, outputs[key])
+
+
+def check_engine(engine: str, workers: int) -> None:
+    """Raise :class:`ParamsError` for an unknown engine or a worker count below 1."""
+    if engine not in ENGINES:
+        raise ParamsError(f"engine must be one of {', '.join(ENGINES)} (got {engine!r})")
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ParamsError(f"workers must be an integer >= 1 (got {workers!r})")
 
 
 def chunk(items: Sequence[T], size: int) -> list[list[T]]:
@@ -81,6 +266,7 @@ def check_unique_names(files: Sequence[Path]) -> None:
     """Raise :class:`InputError` when two inputs would write the same outputs (same stem)."""
     seen: dict[str, Path] = {}
     for f in files:
+        f = Path(f)
         if f.stem in seen:
             raise InputError(f"two inputs would write the same outputs {f.stem!r}: {seen[f.stem]} "
                              f"and {f}")

@@ -1,66 +1,63 @@
-"""The ``spark`` engine: auto-labelling as a PySpark job, in local mode or on a cluster.
+"""The ``spark`` engine: a task over many files as a PySpark job, in local mode or on a cluster.
 
-The job (:func:`run_spark_job`) has the paper's three phases (Table II):
+:func:`run_spark_job` has two paths.
+
+Bytes tasks (``task.bytes_mode``, the labelling jobs) run in the paper's three phases (Table II):
 
 ``load``
     Spark's own ``binaryFile`` source reads the input files (path and bytes per row). Every file
     is one row of exactly one partition (binary files are not split); the partitions are sized
-    by bytes so that there are about ``tasks_per_slot`` tasks per task slot. With ``cache=True``
-    the bytes are read into Spark's memory here (``cache`` + ``count``), as the paper timed it;
+    by bytes so that there are about ``tasks_per_slot`` tasks per task slot. The source's roots
+    are the input folders (Spark lists each folder once on the driver) with a ``pathGlobFilter``
+    on the suffixes; when the inputs are not whole folders the wanted names are kept with a
+    broadcast join (not ``isin``, which costs a Py4J call per name). With ``cache=True`` the
+    bytes are read into Spark's memory here (``cache`` + ``count``), as the paper timed it;
     otherwise this phase only plans the scan and the reading happens in the next action.
 ``map``
-    ``mapInPandas`` labels each Arrow batch of ``batch_size`` files in a Python worker, with the
-    same per-image code as the local engines (:func:`seaice_utils.pipeline.scene_from_bytes`,
-    ``label_scene``, ``encode_outputs``). It is lazy: defining it costs next to nothing, as the
-    paper's 0.2-0.4 s map times show.
+    ``mapInPandas`` runs the task on each Arrow batch of ``batch_size`` files in a Python
+    worker (``task.run_bytes``). It is lazy: defining it costs next to nothing, as the paper's
+    0.2-0.4 s map times show.
 ``reduce``
-    The action. ``output="executors"``: each executor writes its outputs itself (atomically,
-    sidecar last; needs an output folder every executor can reach, e.g. a shared file system)
-    and only (name, status, error) rows travel back. ``output="driver"``: the encoded outputs are
-    collected to the driver, which writes them (the paper's reduce).
+    The action. ``output="executors"``: each executor publishes its outputs itself
+    (``task.publish``: atomically, sidecar last; needs an output folder every executor can
+    reach, e.g. a shared file system) and only (name, status, error) rows travel back.
+    ``output="driver"``: the encoded outputs are collected to the driver, which publishes them
+    (the paper's reduce).
 
-The package reaches the executors the standard way: :func:`spark_session` zips ``seaice_utils``
-and ships it with ``SparkContext.addPyFile`` (it lands on the executors' ``sys.path``). Spark
-retries failed tasks (``spark.task.maxFailures``; in local mode give it in the master,
-``local[N,F]``); a retried task rewrites the same files atomically, so the result is complete and
-identical. ``fail_once_marker`` makes one task fail on its first attempt, to test exactly that.
+Path tasks (the prediction jobs) run ``task.run(path)`` in ``mapPartitions`` over the file
+paths (one partition per task slot, at most one per file); the files of ``task.ship()`` (a
+model) are sent once per executor with ``SparkContext.addFile`` and found there with
+``SparkFiles.get``. Every executor must be able to read the inputs and write the outputs.
 
-:class:`LocalStandaloneCluster` starts a standalone master and workers on 127.0.0.1 from the
-installed pyspark (``spark-class org.apache.spark.deploy.master.Master`` / ``...worker.Worker``,
-``SPARK_HOME`` = the pyspark package folder) and stops them again: for tests, and to emulate
-executors x cores on one machine (notebook 03).
-
-Spark and pandas are imported inside the functions: ``import seaice_utils.engines.spark`` works
-without them.
+Either way the task's ``setup`` runs once per Python worker process and job (the set-up task is
+kept in the worker between partitions), and a file's outcome is the same as with the local
+engines. :func:`spark_session` zips ``seaice_utils`` and ships it to the executors with
+``SparkContext.addPyFile``. Spark retries failed tasks (``spark.task.maxFailures``; in local
+mode give it in the master, ``local[N,F]``); a retried task rewrites the same files atomically,
+so the result is complete and identical. :mod:`seaice_utils.engines.cluster` starts a standalone
+cluster on this machine. Spark and pandas are imported inside the functions.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
-import urllib.request
+import uuid
 import zipfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
+from seaice_utils.engines.base import JobSummary, Task, check_unique_names
 from seaice_utils.errors import ParamsError, SeaIceError
-from seaice_utils.labelling.pipeline import LabelOptions, is_done
 
 __all__ = ["spark_home", "package_zip", "spark_session", "run_spark_job", "warm_up",
-           "LocalStandaloneCluster", "OUTPUT_MODES", "RESULT_SCHEMA"]
+           "result_schema", "OUTPUT_MODES"]
 
 OUTPUT_MODES = ("executors", "driver")
-RESULT_SCHEMA = ("input string, name string, status string, error string, "
-                 "classes binary, labels binary, sidecar binary")
 _GLOB_SPECIAL = "\\*?[]{}"
 
 
@@ -74,12 +71,15 @@ def spark_home() -> Path:
 
 
 def package_zip(dest_dir: str | os.PathLike) -> Path:
-    """Zip the ``seaice_utils`` package (its .py files) into ``dest_dir/seaice_utils.zip``."""
-    pkg = Path(__file__).resolve().parent
+    """Zip the ``seaice_utils`` package (its .py files, subpackages included) into
+    ``dest_dir/seaice_utils.zip``."""
+    import seaice_utils
+
+    pkg = Path(seaice_utils.__path__[0]).resolve()
     out = Path(dest_dir) / "seaice_utils.zip"
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for p in sorted(pkg.glob("*.py")):
-            zf.write(p, f"seaice_utils/{p.name}")
+        for p in sorted(pkg.rglob("*.py")):
+            zf.write(p, f"seaice_utils/{p.relative_to(pkg).as_posix()}")
     return out
 
 
@@ -88,16 +88,18 @@ def _is_local_master(master: str) -> bool:
                                                             "spark://localhost"))
 
 
-def spark_session(master: str = "local[2]", *, app_name: str = "seaice-autolabel",
+def spark_session(master: str = "local[2]", *, app_name: str = "seaice",
                   conf: dict[str, Any] | None = None, progress: bool = True,
                   driver_memory: str = "2g", batch_size: int = 64, ship_package: bool = True,
                   quick_jit: bool = True):
-    """Start (or join) a SparkSession set up for auto-labelling.
+    """Start (or join) a SparkSession set up for jobs over many files.
 
     Parameters
     ----------
     master : str
         ``local[N]``, ``local[N,F]`` (F = attempts per task) or ``spark://host:port``.
+    app_name : str
+        The application's name (the cluster's UI and status list it).
     conf : dict, optional
         Extra Spark settings (they win over the defaults set here).
     progress : bool
@@ -110,7 +112,7 @@ def spark_session(master: str = "local[2]", *, app_name: str = "seaice-autolabel
         Zip ``seaice_utils`` and ``addPyFile`` it, so executors can import it.
     quick_jit : bool
         Run the driver and executor JVMs with ``-XX:TieredStopAtLevel=1`` (the client JIT
-        only). The JVM's share of this job is moving bytes (file -> Arrow -> Python); the
+        only). The JVM's share of these jobs is moving bytes (file -> Arrow -> Python); the
         optimising compiler's threads cost more CPU than they save over a job of seconds to
         minutes (measured: about 2.5x less JVM CPU time on 2112 tiles).
 
@@ -182,37 +184,25 @@ def _slots(spark) -> int:
     return max(1, int(spark.sparkContext.defaultParallelism))
 
 
-def warm_up(spark, files: Sequence[str | os.PathLike] = (), opts: LabelOptions | None = None,
-            *, output: str = "executors") -> float:
-    """Start the Python workers (and warm the JVM) before a timed job; return seconds.
+def result_schema(output_keys: Sequence[str]) -> str:
+    """Schema of the rows the bytes path returns: input, name, status, error, one binary
+    column per output."""
+    return ", ".join(["input string", "name string", "status string", "error string"]
+                     + [f"{k} binary" for k in output_keys])
 
-    Spark starts its Python workers on first use and then reuses them, and the JVM compiles its
-    hot paths during the first jobs. With ``files``, the real job (binaryFile source,
-    ``mapInPandas``, the same mapper) runs on them into a scratch folder that is then deleted;
-    without, a trivial ``mapInPandas`` job runs on every task slot. Timing a job after this
-    excludes those one-off costs, like the session start-up.
-    """
-    import pandas as pd
 
-    t0 = time.perf_counter()
-    n = _slots(spark)
-    files = [Path(f) for f in files]
-    if files:
-        from seaice_utils.engines.base import JobSummary
+# --- in the Python workers ------------------------------------------------------------------
 
-        with tempfile.TemporaryDirectory(prefix="seaice-warmup-") as tmp:
-            _run(spark, files, Path(tmp), opts or LabelOptions(), output=output,
-                 batch_size=max(1, -(-len(files) // n)), tasks_per_slot=1, cache=False,
-                 cv_threads=1, fail_once_marker=None, summary=JobSummary())
-    else:
-        def touch(batches):
-            import seaice_utils.labelling.pipeline  # noqa: F401  (import once per worker)
+#: The set-up task of the current job in this Python worker: (job token, task, setup result).
+_READY: dict[str, Any] = {}
 
-            for b in batches:
-                yield pd.DataFrame({"n": [len(b)]})
 
-        spark.range(0, n, 1, n).mapInPandas(touch, "n long").collect()
-    return time.perf_counter() - t0
+def _ready_task(token: str, task: Task, workers: int, shipped: dict[str, str]) -> tuple:
+    """The task of job ``token``, set up once per worker process (kept between partitions)."""
+    if _READY.get("token") != token:
+        state = task.setup(engine="spark", workers=workers, shipped=shipped)
+        _READY.update(token=token, task=task, state=state)
+    return _READY["task"], _READY["state"]
 
 
 def _local_path(uri: str) -> str:
@@ -221,55 +211,94 @@ def _local_path(uri: str) -> str:
     return urllib.parse.unquote(parsed.path) if parsed.scheme in ("file", "") else uri
 
 
-def _make_mapper(out_dir: str, opts: LabelOptions, output: str, cv_threads: int | None,
-                 fail_once_marker: str | None, wanted: frozenset[str]):
+def _make_mapper(task: Task, token: str, workers: int, output: str, wanted: frozenset[str]):
     """The function mapInPandas runs on each partition's Arrow batches (shipped by cloudpickle)."""
+    keys = tuple(task.output_keys)
 
     def mapper(batches):
         import os as _os
 
         import pandas as pd
 
-        from seaice_utils.labelling.pipeline import (INPUT_ERRORS, encode_outputs, label_scene,
-                                                     scene_from_bytes, write_outputs)
-
-        if cv_threads is not None:
-            import cv2
-
-            cv2.setNumThreads(int(cv_threads))
-        for i, pdf in enumerate(batches):
-            if i == 1 and fail_once_marker:
-                try:   # the first task to get here fails once, after writing its first batch
-                    fd = _os.open(fail_once_marker, _os.O_CREAT | _os.O_EXCL | _os.O_WRONLY)
-                    _os.close(fd)
-                    raise RuntimeError("seaice: injected task failure (first attempt)")
-                except FileExistsError:
-                    pass
-            rows: dict[str, list] = {k: [] for k in ("input", "name", "status", "error",
-                                                     "classes", "labels", "sidecar")}
+        run, _ = _ready_task(token, task, workers, {})
+        for pdf in batches:
+            rows: dict[str, list] = {k: [] for k in ("input", "name", "status", "error") + keys}
             for uri, content in zip(pdf["path"], pdf["content"]):
                 local = _local_path(uri)
                 if local not in wanted:
                     continue                    # same name in a subfolder: not an input
                 filename = _os.path.basename(local)
-                res = dict(input=filename, name=_os.path.splitext(filename)[0], status="done",
-                           error=None, classes=None, labels=None, sidecar=None)
+                res: dict[str, Any] = dict(input=filename, name=_os.path.splitext(filename)[0],
+                                           status="done", error=None)
+                res.update({k: None for k in keys})
                 try:
-                    scene = scene_from_bytes(bytes(content), filename, opts)
-                    classes, _ = label_scene(scene, opts)
-                    outputs = encode_outputs(scene, classes, opts, input_name=filename)
-                    res["name"] = scene.name
+                    name, outputs = run.run_bytes(bytes(content), filename)
+                    res["name"] = name
                     if output == "executors":
-                        write_outputs(out_dir, scene.name, outputs)
+                        run.publish(name, outputs)
                     else:
                         res.update(outputs)
-                except INPUT_ERRORS as exc:
+                except run.errors as exc:
                     res.update(status="failed", error=str(exc) or type(exc).__name__)
                 for k, v in res.items():
                     rows[k].append(v)
             yield pd.DataFrame(rows)
 
     return mapper
+
+
+def _make_partition(task: Task, token: str, workers: int, names: list[str]):
+    """The function mapPartitions runs on each partition of paths (shipped by cloudpickle)."""
+
+    def run_partition(paths: Iterator[str]) -> Iterator[tuple]:
+        import os as _os
+
+        from pyspark import SparkFiles
+
+        from seaice_utils.engines.base import run_one
+
+        shipped = {n: SparkFiles.get(n) for n in names}
+        run, state = _ready_task(token, task, workers, shipped)
+        for f in paths:
+            yield run_one(run, f) + (_os.getpid(), state)
+
+    return run_partition
+
+
+# --- on the driver --------------------------------------------------------------------------
+
+def warm_up(spark, files: Sequence[str | os.PathLike] = (), task: Task | None = None, *,
+            output: str = "executors") -> float:
+    """Start the Python workers (and warm the JVM) before a timed job; return seconds.
+
+    Spark starts its Python workers on first use and then reuses them, and the JVM compiles its
+    hot paths during the first jobs. With ``files`` and a bytes task that can write elsewhere
+    (``task.scratch``), the real job (binaryFile source, ``mapInPandas``, the same mapper) runs
+    on them into a scratch folder that is then deleted; otherwise a trivial ``mapInPandas`` job
+    that unpickles the task (importing its modules) runs on every task slot. Timing a job after
+    this excludes those one-off costs, like the session start-up.
+    """
+    import pandas as pd
+
+    t0 = time.perf_counter()
+    n = _slots(spark)
+    files = [Path(f) for f in files]
+    with tempfile.TemporaryDirectory(prefix="seaice-warmup-") as tmp:
+        scratch = task.scratch(tmp) if (task is not None and files and task.bytes_mode) else None
+        if scratch is not None:
+            _run_bytes(spark, scratch, files, output=output,
+                       batch_size=max(1, -(-len(files) // n)), tasks_per_slot=1, cache=False,
+                       summary=JobSummary())
+        else:
+            def touch(batches):
+                import seaice_utils.engines.base  # noqa: F401  (import once per worker)
+
+                _ = task                          # unpickling it imports the task's modules
+                for b in batches:
+                    yield pd.DataFrame({"n": [len(b)]})
+
+            spark.range(0, n, 1, n).mapInPandas(touch, "n long").collect()
+    return time.perf_counter() - t0
 
 
 def _glob_escape(text: str) -> str:
@@ -305,67 +334,60 @@ def _source(spark, files: Sequence[Path]):
             .load(folders if len(folders) > 1 else folders[0]))
 
 
-def run_spark_job(files: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
-                  opts: LabelOptions = LabelOptions(), *, workers: int = 2,
+def run_spark_job(task: Task, files: Sequence[str | os.PathLike], *, workers: int = 2,
                   master: str | None = None, spark=None, output: str = "executors",
                   batch_size: int = 64, tasks_per_slot: int = 2, cache: bool = False,
-                  resume: bool = False, progress: bool = True, cv_threads: int | None = 1,
-                  conf: dict[str, Any] | None = None, warm: bool = True,
-                  fail_once_marker: str | os.PathLike | None = None):
-    """Label files with Spark; see the module docstring for the phases.
+                  resume: bool = False, progress: bool = True,
+                  conf: dict[str, Any] | None = None, warm: bool = True) -> JobSummary:
+    """Run ``task`` over ``files`` with Spark; see the module docstring for the two paths.
 
     Parameters
     ----------
+    task : Task
     files : sequence of paths
-        Input images (local paths every executor can read).
-    out_dir : path
-    opts : LabelOptions
+        Input files (local paths every executor can read).
     workers : int
         Task slots of the ``local[workers]`` session made when neither ``spark`` nor ``master``
-        is given.
+        is given (and no session is running in this process).
     master : str, optional
         ``local[N]``, ``local[N,F]`` or ``spark://host:port`` for a new session.
     spark : SparkSession, optional
-        Use this session (and leave it running); otherwise one is made and stopped at the end.
+        Use this session (and leave it running); otherwise the running one, or one is made
+        (named ``task.app_name``) and stopped at the end.
     output : {"executors", "driver"}
-        Who writes the outputs.
+        Who publishes the outputs (bytes tasks; path tasks write on the executors).
     batch_size : int
-        Files per Arrow batch.
+        Files per Arrow batch (bytes tasks).
     tasks_per_slot : int
-        Partitions per task slot (load balance).
+        Partitions per task slot (load balance; bytes tasks).
     cache : bool
         Read all bytes into Spark's memory in the load phase (Table II timing).
     resume : bool
-        Skip files whose outputs are complete (checked on the driver).
+        Skip files whose outputs are complete (``task.is_done``, checked on the driver).
     conf : dict, optional
         Extra settings for a new session.
     warm : bool
         Start the Python workers before timing (:func:`warm_up`).
-    fail_once_marker : path, optional
-        Testing aid: the first task to reach its second batch creates this file and fails;
-        Spark retries it.
 
     Returns
     -------
-    seaice_utils.engines.JobSummary
+    JobSummary
         ``seconds`` holds ``startup`` (session, 0 when given one), ``warmup``, ``load``,
         ``map``, ``reduce`` and ``total`` (= load + map + reduce).
     """
-    from seaice_utils.engines.base import JobSummary, check_unique_names
-
     if output not in OUTPUT_MODES:
         raise ParamsError(f"spark output must be one of {', '.join(OUTPUT_MODES)} "
                           f"(got {output!r})")
+    if output == "driver" and not task.bytes_mode:
+        raise ParamsError("spark output 'driver' needs a task that works on bytes")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ParamsError(f"spark batch_size must be an integer >= 1 (got {batch_size!r})")
     files = [Path(f) for f in files]
     check_unique_names(files)
-    out_dir = Path(out_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    summary = JobSummary(engine="spark", n_inputs=len(files))
+    summary = JobSummary(engine="spark", n_inputs=len(files), verb=task.verb)
     todo = []
     for f in files:
-        if resume and is_done(out_dir, f.stem):
+        if resume and task.is_done(f):
             summary.skipped.append(f.stem)
         else:
             todo.append(f)
@@ -376,18 +398,18 @@ def run_spark_job(files: Sequence[str | os.PathLike], out_dir: str | os.PathLike
     own = spark is None
     t0 = time.perf_counter()
     if own:
-        spark = spark_session(master or f"local[{workers}]", conf=conf, progress=progress,
-                              batch_size=batch_size)
+        spark = spark_session(master or f"local[{workers}]", app_name=task.app_name, conf=conf,
+                              progress=progress, batch_size=batch_size)
     summary.seconds["startup"] = time.perf_counter() - t0 if own else 0.0
     try:
         summary.workers = _slots(spark)
-        summary.seconds["warmup"] = (warm_up(spark, todo[:2 * summary.workers], opts,
+        summary.seconds["warmup"] = (warm_up(spark, todo[:2 * summary.workers], task,
                                              output=output) if warm and todo else 0.0)
-        if todo:
-            _run(spark, todo, out_dir, opts, output=output, batch_size=batch_size,
-                 tasks_per_slot=tasks_per_slot, cache=cache, cv_threads=cv_threads,
-                 fail_once_marker=None if fail_once_marker is None else str(fail_once_marker),
-                 summary=summary)
+        if todo and task.bytes_mode:
+            _run_bytes(spark, task, todo, output=output, batch_size=batch_size,
+                       tasks_per_slot=tasks_per_slot, cache=cache, summary=summary)
+        elif todo:
+            _run_paths(spark, task, todo, summary=summary)
         else:
             summary.seconds.update(load=0.0, map=0.0, reduce=0.0)
     finally:
@@ -398,9 +420,8 @@ def run_spark_job(files: Sequence[str | os.PathLike], out_dir: str | os.PathLike
     return summary
 
 
-def _run(spark, todo: list[Path], out_dir: Path, opts: LabelOptions, *, output: str,
-         batch_size: int, tasks_per_slot: int, cache: bool, cv_threads: int | None,
-         fail_once_marker: str | None, summary) -> None:
+def _run_bytes(spark, task: Task, todo: list[Path], *, output: str, batch_size: int,
+               tasks_per_slot: int, cache: bool, summary: JobSummary) -> None:
     from pyspark.sql import functions as F
 
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size))
@@ -424,21 +445,17 @@ def _run(spark, todo: list[Path], out_dir: Path, opts: LabelOptions, *, output: 
     t1 = time.perf_counter()
     # map: lazy
     wanted = frozenset(_norm(f) for f in todo)
-    mapped = df.mapInPandas(_make_mapper(str(out_dir), opts, output, cv_threads,
-                                         fail_once_marker, wanted), RESULT_SCHEMA)
+    mapper = _make_mapper(task, uuid.uuid4().hex, _slots(spark), output, wanted)
+    mapped = df.mapInPandas(mapper, result_schema(task.output_keys))
     if output == "executors":
         mapped = mapped.select("input", "name", "status", "error")
     t2 = time.perf_counter()
     # reduce: the action (and the driver's writes)
     rows = mapped.collect()
     if output == "driver":
-        from seaice_utils.labelling.pipeline import write_outputs
-
         for r in rows:
             if r["status"] == "done":
-                write_outputs(out_dir, r["name"], {"classes": bytes(r["classes"]),
-                                                   "labels": bytes(r["labels"]),
-                                                   "sidecar": bytes(r["sidecar"])})
+                task.publish(r["name"], {k: bytes(r[k]) for k in task.output_keys})
     t3 = time.perf_counter()
     if cache:
         df.unpersist()
@@ -447,7 +464,7 @@ def _run(spark, todo: list[Path], out_dir: Path, opts: LabelOptions, *, output: 
     got: dict[str, Any] = {}
     for r in rows:
         if r["input"] in got:
-            raise SeaIceError(f"spark returned {r['input']} twice; every input must be labelled "
+            raise SeaIceError(f"spark returned {r['input']} twice; every input must be run "
                               "exactly once")
         got[r["input"]] = r
     for f in todo:
@@ -458,164 +475,24 @@ def _run(spark, todo: list[Path], out_dir: Path, opts: LabelOptions, *, output: 
         elif r["status"] == "failed":
             summary.failures.append((name, r["error"]))
         else:
-            summary.done.append(r["name"])
+            summary.add(("done", r["name"], None))
 
 
-# --- a standalone cluster on this machine ---------------------------------------------------
-
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-class LocalStandaloneCluster:
-    """A Spark standalone master and workers on 127.0.0.1, started from the installed pyspark.
-
-    Parameters
-    ----------
-    workers : int
-        Worker daemons.
-    cores : int
-        Cores each worker offers.
-    memory : str
-        Memory each worker offers (executors default to 1g; ask for less with
-        ``spark.executor.memory``).
-    host : str
-    log_dir : path, optional
-        Where the daemons' logs and work folders go (a temporary folder by default, removed
-        on :meth:`stop` unless given).
-
-    Examples
-    --------
-    ::
-
-        with LocalStandaloneCluster(workers=1, cores=2) as cluster:
-            summary = run_spark_job(files, out, master=cluster.url,
-                                    conf={"spark.executor.memory": "512m"})
-    """
-
-    def __init__(self, *, workers: int = 1, cores: int = 1, memory: str = "1g",
-                 host: str = "127.0.0.1", log_dir: str | os.PathLike | None = None,
-                 timeout: float = 120.0) -> None:
-        if workers < 1 or cores < 1:
-            raise ParamsError(f"a cluster needs workers >= 1 and cores >= 1 (got {workers}, "
-                              f"{cores})")
-        self.workers, self.cores, self.memory, self.host = workers, cores, memory, host
-        self.timeout = timeout
-        self._own_dir = log_dir is None
-        self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="seaice-cluster-"))
-        self.procs: list[subprocess.Popen] = []
-        self.port = self.webui_port = None
-        self._logs: list[io.IOBase] = []
-
-    @property
-    def url(self) -> str:
-        return f"spark://{self.host}:{self.port}"
-
-    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen:
-        home = spark_home()
-        env = dict(os.environ, SPARK_HOME=str(home), SPARK_LOCAL_IP=self.host,
-                   SPARK_LOG_DIR=str(self.log_dir), SPARK_NO_DAEMONIZE="1",
-                   PYSPARK_PYTHON=sys.executable)
-        log = open(self.log_dir / log_name, "wb")
-        self._logs.append(log)
-        proc = subprocess.Popen([str(home / "bin" / "spark-class"), *args], stdout=log,
-                                stderr=subprocess.STDOUT, env=env, cwd=self.log_dir,
-                                start_new_session=True)
-        self.procs.append(proc)
-        return proc
-
-    def status(self) -> dict:
-        """The master's JSON status (workers, cores, applications)."""
-        url = f"http://{self.host}:{self.webui_port}/json/"
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return json.loads(r.read().decode())
-
-    def _wait(self, what: str, ready) -> None:
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            for p in self.procs:
-                if p.poll() is not None:
-                    raise SeaIceError(f"spark {what}: a daemon exited with {p.returncode}; "
-                                      f"see logs in {self.log_dir}")
-            try:
-                if ready():
-                    return
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.5)
-        raise SeaIceError(f"spark {what} not ready after {self.timeout:.0f} s; logs in "
-                          f"{self.log_dir}")
-
-    def start(self) -> "LocalStandaloneCluster":
-        """Start the master, then the workers; return once every worker is ALIVE."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.port, self.webui_port = _free_port(self.host), _free_port(self.host)
-        try:
-            self._spawn(["org.apache.spark.deploy.master.Master", "--host", self.host,
-                         "--port", str(self.port), "--webui-port", str(self.webui_port)],
-                        "master.log")
-            self._wait("master", lambda: self.status().get("status") == "ALIVE")
-            for i in range(self.workers):
-                work = self.log_dir / f"work-{i}"
-                work.mkdir(exist_ok=True)
-                self._spawn(["org.apache.spark.deploy.worker.Worker", "--host", self.host,
-                             "--cores", str(self.cores), "--memory", self.memory,
-                             "--work-dir", str(work), "--webui-port",
-                             str(_free_port(self.host)), self.url], f"worker-{i}.log")
-            self._wait("workers", lambda: sum(
-                w.get("state") == "ALIVE" for w in self.status().get("workers", []))
-                >= self.workers)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        """Stop the daemons this object started (their process groups), workers first."""
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for p in reversed(self.procs):
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                pass
-            # the group also holds what the daemon started (executors): wait until it is empty
-            deadline, killed = time.monotonic() + 10, False
-            while p.poll() is None or _group_alive(p.pid):   # poll() reaps the daemon
-                if time.monotonic() > deadline:
-                    if killed:
-                        raise SeaIceError(f"spark daemon group {p.pid} survives SIGKILL")
-                    try:
-                        os.killpg(p.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                    deadline, killed = time.monotonic() + 10, True
-                time.sleep(0.2)
-        self.procs.clear()
-        for log in self._logs:
-            log.close()
-        self._logs.clear()
-        if self._own_dir:
-            shutil.rmtree(self.log_dir, ignore_errors=True)
-
-    def __enter__(self) -> "LocalStandaloneCluster":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+def _run_paths(spark, task: Task, todo: list[Path], *, summary: JobSummary) -> None:
+    sc = spark.sparkContext
+    t0 = time.perf_counter()
+    shipped = [Path(p) for p in task.ship()]
+    for p in shipped:
+        sc.addFile(str(p.resolve()), recursive=p.is_dir())
+    n_parts = min(len(todo), sc.defaultParallelism)
+    rdd = sc.parallelize([str(f.resolve()) for f in todo], n_parts)
+    t1 = time.perf_counter()
+    mapped = rdd.mapPartitions(_make_partition(task, uuid.uuid4().hex, n_parts,
+                                               [p.name for p in shipped]))
+    t2 = time.perf_counter()
+    results = mapped.collect()
+    t3 = time.perf_counter()
+    summary.seconds.update(load=t1 - t0, map=t2 - t1, reduce=t3 - t2)
+    for status, name, payload, pid, state in results:
+        summary.setups[pid] = state
+        summary.add((status, name, payload))

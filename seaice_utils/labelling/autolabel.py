@@ -26,11 +26,12 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from seaice_utils.labelling.cloudfilter import (_SMALL, FilterParams, _filter_fast, _mask255,
-                                                _value, levels_to_rgb, thin_cloud_shadow_filter)
-from seaice_utils.errors import InputError
-from seaice_utils.core.scenes import check_rgb
 from seaice_utils.core.classes import NODATA, THICK, THIN, WATER
+from seaice_utils.core.scenes import check_rgb
+from seaice_utils.errors import InputError
+from seaice_utils.labelling.cloudfilter import (FilterParams, filter_fast, levels_to_rgb,
+                                                thin_cloud_shadow_filter)
+from seaice_utils.labelling.kernels import SMALL, mask255, value_channel
 
 __all__ = ["HSVRange", "Thresholds", "segment", "auto_label"]
 
@@ -137,10 +138,10 @@ def segment(rgb: np.ndarray, thresholds: Thresholds = Thresholds(), *,
     if nodata is not None and nodata.shape != rgb.shape[:2]:
         raise InputError(f"no-data mask shape {nodata.shape} does not match image {rgb.shape[:2]}")
     lut = _value_lut(thresholds)
-    if lut is not None and rgb.shape[0] * rgb.shape[1] < _SMALL:
+    if lut is not None and rgb.shape[0] * rgb.shape[1] < SMALL:
         out = lut[np.max(rgb, axis=2)]
     elif lut is not None:
-        out = cv2.LUT(_value(rgb), lut)
+        out = cv2.LUT(value_channel(rgb), lut)
     else:
         hsv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2HSV)
         out = np.full(rgb.shape[:2], NODATA, np.uint8)
@@ -170,7 +171,7 @@ def _grey_lut(thresholds: Thresholds) -> np.ndarray:
 def _apply_nodata(classes: np.ndarray, nodata: np.ndarray | None) -> np.ndarray:
     if nodata is None:
         return classes
-    return cv2.bitwise_or(classes, _mask255(nodata))  # 255 | c == 255
+    return cv2.bitwise_or(classes, mask255(nodata))  # 255 | c == 255
 
 
 def auto_label(rgb: np.ndarray, *, nodata: np.ndarray | None = None,
@@ -200,7 +201,7 @@ def auto_label(rgb: np.ndarray, *, nodata: np.ndarray | None = None,
         if nodata is not None and nodata.shape != rgb.shape[:2]:
             raise InputError(f"no-data mask shape {nodata.shape} does not match image "
                              f"{rgb.shape[:2]}")
-        levels, _ = _filter_fast(rgb, filter_params, nodata)
+        levels, _ = filter_fast(rgb, filter_params, nodata)
     else:
         levels = thin_cloud_shadow_filter(rgb, filter_params, nodata=nodata)
     return _apply_nodata(cv2.LUT(levels, _grey_lut(thresholds)), nodata), levels

@@ -38,12 +38,13 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from seaice_utils.errors import InputError
 from seaice_utils.core.scenes import check_rgb
 from seaice_utils.core.tiling import iter_tiles, pad_to_multiple
+from seaice_utils.errors import InputError
+from seaice_utils.labelling.kernels import SMALL, mask255, median_blur, minmax_u8, value_channel
 
 __all__ = ["FilterParams", "LEVEL_WATER", "LEVEL_THIN", "LEVEL_THICK", "thin_cloud_shadow_filter",
-           "filter_steps", "levels_to_rgb"]
+           "filter_steps", "filter_fast", "levels_to_rgb"]
 
 LEVEL_WATER, LEVEL_THIN, LEVEL_THICK = 0, 155, 255
 
@@ -97,10 +98,6 @@ class FilterParams:
         return asdict(self)
 
 
-def _minmax_u8(img: np.ndarray) -> np.ndarray:
-    return cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX, dtype=cv2.CV_8U)
-
-
 def filter_steps(rgb: np.ndarray, params: FilterParams = FilterParams(), *,
                  nodata: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Run the 11 steps on one image and return every intermediate (for figures and tuning).
@@ -130,9 +127,9 @@ def filter_steps(rgb: np.ndarray, params: FilterParams = FilterParams(), *,
     diff = 255 - cv2.absdiff(grey, background)                  # step 6
     _, otsu = cv2.threshold(diff, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)  # step 7
     diff2 = cv2.bitwise_and(diff, otsu)
-    norm1 = _minmax_u8(diff2)                                   # step 8
+    norm1 = minmax_u8(diff2)                                   # step 8
     _, truncated = cv2.threshold(norm1, params.truncation, 255, cv2.THRESH_TRUNC)  # step 9
-    norm2 = _minmax_u8(truncated)                               # step 10
+    norm2 = minmax_u8(truncated)                               # step 10
     levels = np.where(norm2 >= params.thick_threshold, LEVEL_THICK, LEVEL_THIN).astype(np.uint8)
     levels[water] = LEVEL_WATER                                 # step 11
     return dict(water=water, grey=grey, dilated=dilated, background=background, diff=diff,
@@ -140,40 +137,7 @@ def filter_steps(rgb: np.ndarray, params: FilterParams = FilterParams(), *,
                 levels=levels)
 
 
-def _value(rgb: np.ndarray) -> np.ndarray:
-    """V of HSV, i.e. max(R, G, B), as (H, W) uint8 (three channel views and two cv2.max)."""
-    r, g, b = cv2.split(np.ascontiguousarray(rgb))
-    return cv2.max(cv2.max(r, g), b)
-
-
-#: Below this many pixels OpenCV may take an image for a scalar ("array op scalar" calls are
-#: ambiguous for arrays of 1..4 elements); the fast paths then use numpy.
-_SMALL = 16
-
-
-def _mask255(mask: np.ndarray) -> np.ndarray:
-    """(H, W) bool -> uint8 0/255."""
-    if mask.size < _SMALL:
-        return np.where(mask, 255, 0).astype(np.uint8)
-    return cv2.compare(np.ascontiguousarray(mask).view(np.uint8), 0, cv2.CMP_NE)
-
-
-def _median_blur(img: np.ndarray, ksize: int) -> np.ndarray:
-    """``cv2.medianBlur(img, ksize)``, bit-identical, faster on bright images.
-
-    For 8-bit images and apertures above 5 OpenCV uses the constant-time histogram median
-    (Perreault and Hebert), which finds each median by scanning its coarse and fine histograms
-    upward from 0: the brighter the median, the longer the scan (up to twice the time for a
-    uniform 255 image). The median commutes with the order-reversing map ``v -> 255 - v`` (the
-    window count is odd), and the image the filter blurs is bright (water painted white, then a
-    dilation), so it is cheaper to blur the negative and negate the result.
-    """
-    if ksize <= 5 or img.size == 0 or cv2.mean(img)[0] < 127.5:
-        return cv2.medianBlur(img, ksize)
-    return cv2.bitwise_not(cv2.medianBlur(cv2.bitwise_not(img), ksize))
-
-
-def _filter_fast(rgb: np.ndarray, params: FilterParams, nodata: np.ndarray | None,
+def filter_fast(rgb: np.ndarray, params: FilterParams, nodata: np.ndarray | None,
                  value: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The 11 steps on one image, bit-identical to :func:`filter_steps` but with fewer passes.
 
@@ -183,29 +147,29 @@ def _filter_fast(rgb: np.ndarray, params: FilterParams, nodata: np.ndarray | Non
     uint8; Otsu with ``THRESH_TOZERO`` is ``diff AND`` the binary Otsu mask; step 11 is a
     threshold and a mask instead of three masked assignments.
     """
-    if rgb.shape[0] * rgb.shape[1] < _SMALL:
+    if rgb.shape[0] * rgb.shape[1] < SMALL:
         st = filter_steps(rgb, params, nodata=nodata)
-        return st["levels"], _mask255(st["water"])
+        return st["levels"], mask255(st["water"])
     rgb = np.ascontiguousarray(rgb)
-    v = _value(rgb) if value is None else value
+    v = value_channel(rgb) if value is None else value
     water = cv2.compare(v, params.water_v_max, cv2.CMP_LE)                       # 1
     if nodata is not None:
-        water = cv2.bitwise_or(water, _mask255(nodata))
+        water = cv2.bitwise_or(water, mask255(nodata))
     grey = cv2.bitwise_or(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), water)             # 2, 3
     dilated = cv2.dilate(grey, np.ones((params.dilation, params.dilation), np.uint8))  # 4
-    background = _median_blur(dilated, params.median_kernel)                        # 5
+    background = median_blur(dilated, params.median_kernel)                        # 5
     diff = cv2.bitwise_not(cv2.absdiff(grey, background))                          # 6
     _, diff2 = cv2.threshold(diff, 0, 255, cv2.THRESH_TOZERO + cv2.THRESH_OTSU)     # 7
-    norm1 = _minmax_u8(diff2)                                                       # 8
+    norm1 = minmax_u8(diff2)                                                       # 8
     _, truncated = cv2.threshold(norm1, params.truncation, 255, cv2.THRESH_TRUNC)   # 9
-    norm2 = _minmax_u8(truncated)                                                   # 10
+    norm2 = minmax_u8(truncated)                                                   # 10
     _, thick = cv2.threshold(norm2, params.thick_threshold - 1, LEVEL_THICK, cv2.THRESH_BINARY)
     levels = cv2.max(thick, LEVEL_THIN)                                             # 11
     return cv2.bitwise_and(levels, cv2.bitwise_not(water)), water
 
 
 def _filter_once(rgb: np.ndarray, params: FilterParams, nodata: np.ndarray | None) -> np.ndarray:
-    return _filter_fast(rgb, params, nodata)[0]
+    return filter_fast(rgb, params, nodata)[0]
 
 
 def thin_cloud_shadow_filter(rgb: np.ndarray, params: FilterParams = FilterParams(), *,

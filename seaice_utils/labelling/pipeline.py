@@ -14,41 +14,41 @@ Files are written atomically and the sidecar last, so a sidecar marks a finished
 ``resume=True`` an image whose three outputs exist and decode is skipped. A bad input (missing,
 corrupt, wrong dtype or band count) is reported in the failures list and the others go on.
 
-The per-image work is split so that every engine of :mod:`seaice_utils.engines.local` (sequential,
-multiprocessing, Spark) shares it and writes the same bytes: :func:`read_input` (or
-:func:`scene_from_bytes` for bytes a Spark source read) -> :func:`label_scene` ->
-:func:`encode_outputs` (PNG and JSON bytes, deterministic) -> :func:`write_outputs` (atomic,
-sidecar last). :func:`label_path` chains them for one file and never raises on bad input.
+The per-image work is split so that every engine (sequential, multiprocessing, Spark; the
+labelling job is :func:`seaice_utils.labelling.jobs.run_label_job`) shares it and writes the same
+bytes: :func:`read_input` (or :func:`scene_from_bytes` for bytes a Spark source read) ->
+:func:`label_scene` -> :func:`encode_outputs` (PNG and JSON bytes, deterministic) ->
+:func:`write_outputs` (atomic, sidecar last). :func:`label_file` chains them for one file.
 
-Output PNGs are encoded by :func:`encode_png` (no row filter, zlib level 1): standard 8-bit
-PNGs, several times faster to write than OpenCV's encoder for label images, and byte-for-byte
-reproducible for a given zlib. The labels PNG shares the class map's compressed pixel data.
+Output PNGs are encoded by :mod:`seaice_utils.core.png` (no row filter, zlib level 1): standard
+8-bit PNGs, several times faster to write than OpenCV's encoder for label images, and
+byte-for-byte reproducible for a given zlib. The labels PNG shares the class map's compressed
+pixel data.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import struct
 import tempfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
 
-from seaice_utils.labelling.autolabel import Thresholds, auto_label
-from seaice_utils.core.classes import class_fractions
-from seaice_utils.labelling.cloudfilter import FilterParams, _value
+from seaice_utils.core.classes import LABEL_PALETTE, class_fractions
+from seaice_utils.core.png import idat_stream, is_plain_rgb8_png, png_from_idat
+from seaice_utils.core.scenes import Scene, Stretch, read_scene
+from seaice_utils.engines.base import publish_outputs
 from seaice_utils.errors import InputError, SeaIceError
-from seaice_utils.core.scenes import Scene, Stretch, atomic_write_bytes, list_images, read_scene
+from seaice_utils.labelling.autolabel import Thresholds, auto_label
+from seaice_utils.labelling.cloudfilter import FilterParams
+from seaice_utils.labelling.kernels import value_channel
 
-__all__ = ["LabelOptions", "LabelSummary", "label_scene", "label_file", "label_inputs",
-           "output_paths", "is_done", "read_input", "scene_from_bytes", "encode_outputs",
-           "write_outputs", "label_path", "encode_png", "list_inputs", "OUTPUT_KEYS",
-           "LABEL_PALETTE"]
+__all__ = ["LabelOptions", "label_scene", "label_file", "output_paths", "is_done", "read_input",
+           "scene_from_bytes", "sidecar", "encode_outputs", "write_outputs", "OUTPUT_KEYS",
+           "INPUT_ERRORS"]
 
 #: Output files of one input, in the order they are written (the sidecar last).
 OUTPUT_KEYS = ("classes", "labels", "sidecar")
@@ -64,25 +64,6 @@ class LabelOptions:
     nodata: float | None = None
     stretch: Stretch = Stretch()
     expect_size: tuple[int, int] | None = None
-
-
-@dataclass
-class LabelSummary:
-    """Outcome of labelling many files."""
-
-    done: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failures: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-    def describe(self) -> str:
-        s = f"{len(self.done)} labelled, {len(self.skipped)} already done, {len(self.failures)} failed"
-        for name, err in self.failures:
-            s += f"\n  FAILED {name}: {err}"
-        return s
 
 
 def output_paths(out_dir: str | os.PathLike, name: str) -> dict[str, Path]:
@@ -111,104 +92,7 @@ def label_scene(scene: Scene, opts: LabelOptions = LabelOptions()):
                       thresholds=opts.thresholds)
 
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-#: Chunks that may precede the image data of a PNG the fast reader takes (none changes pixels).
-_PLAIN_CHUNKS = {b"IHDR", b"sRGB", b"gAMA", b"cHRM", b"pHYs", b"tEXt", b"zTXt", b"iTXt", b"tIME"}
 _FAST_FLAGS = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
-
-
-def _png_chunk(tag: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-
-
-def encode_png(image: np.ndarray, *, palette: np.ndarray | None = None) -> bytes:
-    """PNG bytes of an 8-bit grey, indexed-colour or RGB image: no row filter, zlib level 1.
-
-    Parameters
-    ----------
-    image : (H, W) or (H, W, 3) uint8 ndarray
-        Grey (or palette indices), or RGB in RGB order (as stored in the file).
-    palette : (N, 3) uint8 ndarray, optional
-        With a 2-D image: write an indexed-colour PNG with this palette (N <= 256; every
-        index in the image must be < N).
-
-    Returns
-    -------
-    bytes
-        A standard PNG; the same array always gives the same bytes (for a given zlib).
-
-    Examples
-    --------
-    >>> import numpy as np, cv2
-    >>> img = np.zeros((2, 3, 3), np.uint8); img[0, 0] = (255, 0, 0)
-    >>> cv2.imdecode(np.frombuffer(encode_png(img), np.uint8), cv2.IMREAD_COLOR_RGB)[0, 0].tolist()
-    [255, 0, 0]
-    """
-    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and
-                                                              image.shape[2] != 3):
-        raise InputError(f"encode_png takes uint8 (H, W) or (H, W, 3) arrays (got {image.dtype} "
-                         f"{image.shape})")
-    grey = image.ndim == 2
-    if palette is not None:
-        palette = np.asarray(palette, np.uint8)
-        if not grey or palette.ndim != 2 or palette.shape[1] != 3 or not 1 <= len(palette) <= 256:
-            raise InputError(f"an indexed PNG takes a 2-D image and an (N <= 256, 3) palette "
-                             f"(got {image.shape} and {palette.shape})")
-        if image.size and int(image.max()) >= len(palette):
-            raise InputError(f"image index {int(image.max())} beyond the palette of "
-                             f"{len(palette)} colours")
-    return _png_from_idat(image.shape[1], image.shape[0], _idat(image),
-                          colour_type=(3 if palette is not None else 0) if grey else 2,
-                          palette=palette)
-
-
-def _idat(image: np.ndarray) -> bytes:
-    """zlib stream of an image's PNG rows (filter byte 0 on every row)."""
-    h = image.shape[0]
-    raw = np.zeros((h, 1 + image.shape[1] * (1 if image.ndim == 2 else 3)), np.uint8)
-    raw[:, 1:] = image.reshape(h, -1)
-    comp = zlib.compressobj(1, zlib.DEFLATED, 15, 9,
-                            zlib.Z_RLE if image.ndim == 2 else zlib.Z_DEFAULT_STRATEGY)
-    return comp.compress(raw) + comp.flush()
-
-
-def _png_from_idat(w: int, h: int, idat: bytes, *, colour_type: int,
-                   palette: np.ndarray | None = None) -> bytes:
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 0)
-    plte = b"" if palette is None else _png_chunk(b"PLTE", palette.tobytes())
-    return (_PNG_SIGNATURE + _png_chunk(b"IHDR", ihdr) + plte + _png_chunk(b"IDAT", idat)
-            + _png_chunk(b"IEND", b""))
-
-
-def _label_palette() -> np.ndarray:
-    """256-entry palette: the class code's colour (PALETTE), black for codes without one."""
-    from seaice_utils.core.classes import PALETTE
-
-    pal = np.zeros((256, 3), np.uint8)
-    for code, rgb in PALETTE.items():
-        pal[code] = rgb
-    return pal
-
-
-LABEL_PALETTE = _label_palette()
-
-
-def _plain_rgb8_png(data: bytes) -> bool:
-    """True for an 8-bit RGB PNG without transparency, colour profile or orientation chunks."""
-    if len(data) < 33 or data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
-        return False
-    if data[24] != 8 or data[25] != 2:             # bit depth 8, colour type 2 (RGB)
-        return False
-    pos = 8
-    while pos + 8 <= len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        tag = data[pos + 4:pos + 8]
-        if tag == b"IDAT":
-            return True
-        if tag not in _PLAIN_CHUNKS:
-            return False
-        pos += 12 + length
-    return False
 
 
 def _fast_reader_applies(suffix: str, opts: LabelOptions) -> bool:
@@ -216,17 +100,17 @@ def _fast_reader_applies(suffix: str, opts: LabelOptions) -> bool:
 
 
 def _fast_scene(data: bytes, name: str, nodata_value: float | None = None) -> Scene | None:
-    """Decode a plain 8-bit RGB PNG exactly as :func:`~seaice_utils.scenes.read_scene` does.
+    """Decode a plain 8-bit RGB PNG exactly as :func:`~seaice_utils.core.scenes.read_scene` does.
 
     An 8-bit RGB image is used as is; no-data is "0 in every band", i.e. max(R, G, B) == 0.
     Returns None when the bytes are not such a PNG (the caller falls back to ``read_scene``).
     """
-    if not _plain_rgb8_png(data):
+    if not is_plain_rgb8_png(data):
         return None
     rgb = cv2.imdecode(np.frombuffer(data, np.uint8), _FAST_FLAGS)
     if rgb is None or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         return None
-    nodata = _value(rgb) == 0
+    nodata = value_channel(rgb) == 0
     meta = {"dtype_in": "uint8", "bands_rgb": [1, 2, 3],
             "nodata_value": 0 if nodata_value is None else nodata_value,
             "stretch": "none (8-bit input)"}
@@ -240,7 +124,7 @@ def _check_size(scene: Scene, filename: str, opts: LabelOptions) -> None:
 
 
 def read_input(path: str | os.PathLike, opts: LabelOptions = LabelOptions()) -> Scene:
-    """Read one input image as a :class:`~seaice_utils.scenes.Scene` (same result as
+    """Read one input image as a :class:`~seaice_utils.core.scenes.Scene` (same result as
     ``read_scene``; plain 8-bit RGB PNGs take a faster path).
 
     Raises
@@ -283,7 +167,8 @@ def scene_from_bytes(data: bytes, filename: str, opts: LabelOptions = LabelOptio
     return scene
 
 
-def _sidecar(scene: Scene, classes: np.ndarray, opts: LabelOptions, input_name: str) -> dict:
+def sidecar(scene: Scene, classes: np.ndarray, opts: LabelOptions, input_name: str) -> dict:
+    """The sidecar of one labelled image: provenance, no-data share, settings, class fractions."""
     meta = {k: v for k, v in scene.meta.items() if k != "path"}
     nodata = int(np.count_nonzero(scene.nodata))
     meta.update(input=input_name, shape=list(classes.shape),
@@ -294,7 +179,7 @@ def _sidecar(scene: Scene, classes: np.ndarray, opts: LabelOptions, input_name: 
 
 
 def _json_bytes(obj) -> bytes:
-    # the format of seaice_utils.scenes.write_json
+    # the format of seaice_utils.core.scenes.write_json
     return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
 
 
@@ -314,17 +199,16 @@ def encode_outputs(scene: Scene, classes: np.ndarray, opts: LabelOptions = Label
     """
     classes = np.ascontiguousarray(classes)
     h, w = classes.shape
-    idat = _idat(classes)                        # one compression for both PNGs
-    return {"classes": _png_from_idat(w, h, idat, colour_type=0),
-            "labels": _png_from_idat(w, h, idat, colour_type=3, palette=LABEL_PALETTE),
-            "sidecar": _json_bytes(_sidecar(scene, classes, opts, input_name))}
+    idat = idat_stream(classes)                  # one compression for both PNGs
+    return {"classes": png_from_idat(w, h, idat, colour_type=0),
+            "labels": png_from_idat(w, h, idat, colour_type=3, palette=LABEL_PALETTE),
+            "sidecar": _json_bytes(sidecar(scene, classes, opts, input_name))}
 
 
 def write_outputs(out_dir: str | os.PathLike, name: str, outputs: dict[str, bytes]) -> None:
     """Write the outputs of :func:`encode_outputs` atomically, the sidecar last."""
     paths = output_paths(out_dir, name)
-    for key in OUTPUT_KEYS:
-        atomic_write_bytes(paths[key], outputs[key])
+    publish_outputs({key: paths[key] for key in OUTPUT_KEYS}, outputs)
 
 
 def label_file(path: str | os.PathLike, out_dir: str | os.PathLike,
@@ -346,61 +230,3 @@ def label_file(path: str | os.PathLike, out_dir: str | os.PathLike,
 
 #: Errors of one input that are reported, not raised, when many inputs are labelled.
 INPUT_ERRORS = (SeaIceError, cv2.error, OSError)
-
-
-def label_path(path: str | os.PathLike, out_dir: str | os.PathLike,
-               opts: LabelOptions = LabelOptions(), *, resume: bool = False
-               ) -> tuple[str, str, str | None]:
-    """Label one file for a batch job; never raises on bad input.
-
-    Returns
-    -------
-    (status, name, error)
-        status is ``"done"``, ``"skipped"`` (``resume`` and complete outputs exist) or
-        ``"failed"``; name is the file name for failures and the output name otherwise; error
-        is the message of a failure, else None.
-    """
-    path = Path(path)
-    if resume and is_done(out_dir, path.stem):
-        return "skipped", path.stem, None
-    try:
-        label_file(path, out_dir, opts)
-    except INPUT_ERRORS as exc:
-        return "failed", path.name, str(exc) or type(exc).__name__
-    return "done", path.stem, None
-
-
-def list_inputs(inputs: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
-    """The files a job works on: a file, the images directly inside a folder, or a list."""
-    if isinstance(inputs, (str, os.PathLike)):
-        p = Path(inputs)
-        if p.is_dir():
-            files = list_images(p)
-            if not files:
-                raise InputError(f"no images (.png, .tif, .jpg, .jp2) in {p}")
-            return files
-        if p.exists():
-            return [p]
-        raise InputError(f"input not found: {p}")
-    return [Path(f) for f in inputs]
-
-
-def label_inputs(inputs: str | os.PathLike | Sequence[str | os.PathLike],
-                 out_dir: str | os.PathLike, opts: LabelOptions = LabelOptions(), *,
-                 resume: bool = False, progress: bool = True) -> LabelSummary:
-    """Label a file, a folder of images or a list of files, one after the other.
-
-    Failures are collected, not raised, so one bad file does not stop the others. (This is the
-    ``sequential`` engine of :func:`seaice_utils.engines.run_label_job`.)
-    """
-    from tqdm.auto import tqdm
-
-    files = list_inputs(inputs)
-    summary = LabelSummary()
-    for f in tqdm(files, desc="auto-labelling", unit="image", disable=not progress):
-        status, name, err = label_path(f, out_dir, opts, resume=resume)
-        if status == "failed":
-            summary.failures.append((name, err))
-        else:
-            (summary.done if status == "done" else summary.skipped).append(name)
-    return summary

@@ -2,7 +2,8 @@
 
 Everything here follows PAPER.md word for word, with the OpenCV calls the published workflow
 used and none of the shortcuts of the production kernels
-(:func:`seaice_utils.cloudfilter.thin_cloud_shadow_filter`, :func:`seaice_utils.autolabel.segment`):
+(:func:`seaice_utils.labelling.cloudfilter.thin_cloud_shadow_filter`,
+:func:`seaice_utils.labelling.autolabel.segment`):
 
 * the thin-cloud and shadow filter converts to HSV with ``cv2.cvtColor`` and finds water with
   ``cv2.inRange``, paints a copy of the image white there, converts to grey, dilates, takes the
@@ -14,7 +15,7 @@ used and none of the shortcuts of the production kernels
 
 It is deliberately slow and simple; tests (``tests/test_reference.py``) check that the production
 kernels give bit-identical class maps, palette images and filtered levels, and
-``python -m seaice_utils.timing.tables kernels`` measures how much faster they are.
+``tests/benchmarks/bench_labelling.py kernels`` (and notebook 03) measure how much faster they are.
 
 :func:`reference_label_files` is the reference *run*: the sequential loop of the published
 script (read a tile, label it with the literal steps, write its outputs), writing the same files
@@ -39,11 +40,11 @@ import cv2
 import numpy as np
 
 from seaice_utils.core.classes import NODATA, PALETTE, THICK, THIN, WATER
-from seaice_utils.labelling.autolabel import Thresholds
-from seaice_utils.labelling.cloudfilter import LEVEL_THICK, LEVEL_THIN, LEVEL_WATER, FilterParams
-from seaice_utils.errors import InputError
 from seaice_utils.core.scenes import check_rgb
 from seaice_utils.core.tiling import iter_tiles, pad_to_multiple
+from seaice_utils.errors import InputError
+from seaice_utils.labelling.autolabel import Thresholds
+from seaice_utils.labelling.cloudfilter import LEVEL_THICK, LEVEL_THIN, LEVEL_WATER, FilterParams
 
 __all__ = ["reference_filter", "reference_segment", "reference_auto_label",
            "reference_label_files"]
@@ -179,31 +180,33 @@ def reference_label_files(files: Sequence[str | os.PathLike], out_dir: str | os.
                           opts=None, *, progress: bool = False):
     """The reference run: label files one after the other with the literal steps.
 
-    Each file is read with :func:`seaice_utils.scenes.read_scene`, labelled by
+    Each file is read with :func:`seaice_utils.core.scenes.read_scene`, labelled by
     :func:`reference_auto_label`, and its three outputs (class map, palette labels, sidecar) are
     written with the package's generic writers (``write_png``, OpenCV's PNG encoder, and
-    ``write_json``): the straightforward version of what :func:`seaice_utils.pipeline.label_file`
-    does. The images are pixel-identical to the engines' outputs and the sidecars equal; the PNG
-    bytes differ (the engines use :func:`seaice_utils.pipeline.encode_png`).
+    ``write_json``): the straightforward version of what
+    :func:`seaice_utils.labelling.pipeline.label_file` does. The images are pixel-identical to
+    the engines' outputs and the sidecars equal; the PNG bytes differ (the engines use
+    :mod:`seaice_utils.core.png`).
 
     Parameters
     ----------
     files : sequence of paths
     out_dir : path
-    opts : seaice_utils.pipeline.LabelOptions, optional
+    opts : seaice_utils.labelling.pipeline.LabelOptions, optional
 
     Returns
     -------
-    seaice_utils.pipeline.LabelSummary
+    seaice_utils.engines.base.JobSummary
     """
     from tqdm.auto import tqdm
 
-    from seaice_utils.errors import SeaIceError
-    from seaice_utils.labelling.pipeline import LabelOptions, LabelSummary, _sidecar, output_paths
     from seaice_utils.core.scenes import read_scene, write_json, write_png
+    from seaice_utils.engines.base import JobSummary
+    from seaice_utils.errors import SeaIceError
+    from seaice_utils.labelling.pipeline import LabelOptions, output_paths, sidecar
 
     opts = opts or LabelOptions()
-    summary = LabelSummary()
+    summary = JobSummary(verb="labelled")
     for f in tqdm([Path(f) for f in files], desc="reference labelling", unit="image",
                   disable=not progress):
         try:
@@ -217,7 +220,7 @@ def reference_label_files(files: Sequence[str | os.PathLike], out_dir: str | os.
             paths = output_paths(out_dir, scene.name)
             write_png(paths["classes"], classes)
             write_png(paths["labels"], palette)
-            write_json(paths["sidecar"], _sidecar(scene, classes, opts, f.name))
+            write_json(paths["sidecar"], sidecar(scene, classes, opts, f.name))
             summary.done.append(scene.name)
         except SeaIceError as exc:
             summary.failures.append((f.name, str(exc)))

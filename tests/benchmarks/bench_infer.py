@@ -29,7 +29,6 @@ between batch sizes and runtimes).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys

@@ -1,0 +1,172 @@
+"""Auto-labelling jobs: many scenes or tiles, on any engine, with the same bytes out.
+
+:func:`run_label_job` labels a folder of scenes or tiles (or a list of files) and writes, for
+every input ``<name>.<ext>``, the three outputs of :mod:`seaice_utils.labelling.pipeline`
+(``<name>_classes.png``, ``<name>_labels.png``, ``<name>.json``; atomic, sidecar last). It runs
+a :class:`LabelTask` on the engine layer (:func:`seaice_utils.engines.jobs.run_job`): every
+engine runs the same per-image code (:func:`~seaice_utils.labelling.pipeline.label_file`, or
+its pieces on bytes for Spark's ``binaryFile`` source), so the engines write byte-identical files
+for the same input and parameters.
+
+===================  ========================================================================
+engine               how the work is spread
+===================  ========================================================================
+``sequential``       one loop in this process (the paper's baseline)
+``multiprocessing``  a pool of ``workers`` processes (forked on Linux); the sorted file list
+                     is cut into contiguous, disjoint chunks, each chunk is labelled by
+                     exactly one worker, exactly once (the published script let slices
+                     overlap and labelled some tiles twice)
+``spark``            a Spark job: ``binaryFile`` source, ``mapInPandas`` over Arrow batches,
+                     outputs written by the executors or collected to the driver;
+                     ``local[N]`` or a ``spark://`` cluster
+===================  ========================================================================
+
+Bad inputs (missing, corrupt, truncated, wrong size) are reported by name in
+:attr:`JobSummary.failures` and the rest of the job completes. ``resume=True`` skips inputs whose
+outputs are complete (:func:`~seaice_utils.labelling.pipeline.is_done`). Each worker runs OpenCV
+on one thread (``cv_threads``), so ``workers`` is the number of cores the job uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import seaice_utils.labelling.pipeline as pipeline
+from seaice_utils.core.scenes import list_inputs
+from seaice_utils.engines.base import JobSummary, Task, check_engine, check_unique_names
+from seaice_utils.engines.jobs import run_job
+from seaice_utils.errors import ParamsError
+from seaice_utils.labelling.pipeline import INPUT_ERRORS, OUTPUT_KEYS, LabelOptions
+
+__all__ = ["LabelTask", "run_label_job"]
+
+
+def _set_cv_threads(n: int | None) -> int | None:
+    import cv2
+
+    if n is None:
+        return None
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(int(n))
+    return before
+
+
+@dataclass
+class LabelTask(Task):
+    """Auto-label one image file into ``out_dir`` (the engine layer's task for labelling).
+
+    Attributes
+    ----------
+    out_dir : Path
+        Output folder (absolute: Spark executors may run in another working directory).
+    opts : LabelOptions
+    cv_threads : int or None
+        OpenCV threads in each worker (None leaves OpenCV's setting).
+    """
+
+    out_dir: Path
+    opts: LabelOptions = LabelOptions()
+    cv_threads: int | None = 1
+
+    errors = INPUT_ERRORS
+    desc, unit, verb = "auto-labelling", "image", "labelled"
+    app_name = "seaice-autolabel"
+    bytes_mode = True
+    output_keys = OUTPUT_KEYS
+
+    def setup(self, *, engine: str, workers: int, shipped: Mapping[str, str]) -> Any:
+        self._cv_before = _set_cv_threads(self.cv_threads)
+        return None
+
+    def teardown(self) -> None:
+        _set_cv_threads(getattr(self, "_cv_before", None))
+
+    def before_fork(self) -> int | None:
+        # OpenCV's thread pool, once used in the parent with several threads, deadlocks a forked
+        # child that reconfigures it: shrink it to the workers' setting before forking.
+        return _set_cv_threads(self.cv_threads)
+
+    def after_fork(self, state: int | None) -> None:
+        _set_cv_threads(state)
+
+    def is_done(self, path: str | os.PathLike) -> bool:
+        return pipeline.is_done(self.out_dir, Path(path).stem)
+
+    def run(self, path: str | os.PathLike) -> None:
+        pipeline.label_file(path, self.out_dir, self.opts)
+
+    def run_bytes(self, content: bytes, filename: str) -> tuple[str, dict[str, bytes]]:
+        scene = pipeline.scene_from_bytes(content, filename, self.opts)
+        classes, _ = pipeline.label_scene(scene, self.opts)
+        return scene.name, pipeline.encode_outputs(scene, classes, self.opts,
+                                                   input_name=filename)
+
+    def publish(self, name: str, outputs: Mapping[str, bytes]) -> None:
+        pipeline.write_outputs(self.out_dir, name, dict(outputs))
+
+    def scratch(self, folder: str | os.PathLike) -> "LabelTask":
+        return dataclasses.replace(self, out_dir=Path(folder))
+
+
+def run_label_job(inputs: str | os.PathLike | Sequence[str | os.PathLike],
+                  out_dir: str | os.PathLike, opts: LabelOptions = LabelOptions(), *,
+                  engine: str = "sequential", workers: int = 1, resume: bool = False,
+                  progress: bool = True, cv_threads: int | None = 1,
+                  chunk_size: int | None = None, start_method: str | None = None,
+                  **spark_options: Any) -> JobSummary:
+    """Auto-label every input with the chosen engine; collect failures instead of raising.
+
+    Parameters
+    ----------
+    inputs : path or sequence of paths
+        A folder (the images directly inside it: scenes or tiles), one file, or a list of files.
+    out_dir : path
+        Output folder (created).
+    opts : LabelOptions
+        Filter, thresholds, band order, expected size.
+    engine : {"sequential", "multiprocessing", "spark"}
+    workers : int
+        Worker processes (multiprocessing) or Spark task slots (``local[workers]`` unless a
+        master is given). Ignored by ``sequential``.
+    resume : bool
+        Skip inputs whose outputs are complete.
+    progress : bool
+        tqdm bars for the local engines, Spark's console progress bar for Spark.
+    cv_threads : int or None
+        OpenCV threads per worker (1: one core per worker; None leaves OpenCV's setting).
+    chunk_size : int, optional
+        Files per multiprocessing task (default
+        :func:`~seaice_utils.engines.base.default_chunk_size`).
+    start_method : str, optional
+        Multiprocessing start method (default ``fork`` on Linux, else ``spawn``).
+    **spark_options
+        Passed to :func:`seaice_utils.engines.spark.run_spark_job` (``master``, ``output``,
+        ``batch_size``, ``cache``, ``spark``, ``conf``, ...).
+
+    Returns
+    -------
+    JobSummary
+        ``done`` / ``skipped`` names and ``failures`` in input order, plus timings.
+
+    Raises
+    ------
+    InputError
+        Input folder missing or without images, two inputs with the same name.
+    ParamsError
+        Unknown engine, or ``workers`` < 1.
+    """
+    check_engine(engine, workers)
+    if spark_options and engine != "spark":
+        raise ParamsError(f"options {sorted(spark_options)} only apply to the spark engine")
+    files = list_inputs(inputs)
+    out_dir = Path(out_dir)
+    check_unique_names(files)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    task = LabelTask(out_dir.resolve(), opts, cv_threads)
+    return run_job(task, files, engine=engine, workers=workers, resume=resume,
+                   progress=progress, chunk_size=chunk_size, start_method=start_method,
+                   **spark_options)
