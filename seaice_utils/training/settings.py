@@ -48,13 +48,14 @@ def prepare_training_data(params: dict, outputs_dir: str | os.PathLike, *,
         labels).
     """
     from seaice_utils.training.data import convert_manual_labels, split_tiles
-    from seaice_utils.data.dataset import ensure_dataset
+    from seaice_utils.data.dataset import ensure_dataset, resolve_source
     from seaice_utils.data.tiles import prepare_tiles
 
     t = params["training"]
     outputs_dir = Path(outputs_dir)
     tiles_root = outputs_dir / "tiles"
-    rows = prepare_tiles(ensure_dataset(outputs_dir, params, progress=progress), tiles_root,
+    rows = prepare_tiles(ensure_dataset(outputs_dir, resolve_source(params, outputs_dir),
+                                       progress=progress), tiles_root,
                          params, progress=progress)
     if not rows:
         raise InputError(f"the dataset gave no tiles (tiles folder {tiles_root})")
