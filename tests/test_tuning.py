@@ -305,15 +305,19 @@ def test_invalid_combination_is_reported_not_raised(tuner, tmp_path):
     good = tuner.params
     tuner.link.value = False
     tuner.controls["autolabel.thin.lower.V"].value = 250          # lower > upper (204)
-    assert tuner.error is not None and "autolabel.thin" in tuner.error
-    assert "invalid" in tuner.message.value and "autolabel.thin" in tuner.message.value
+    # said in the tuner's terms: which class, which slider, which bound, the values
+    assert tuner.error is not None and "thin ice" in tuner.error
+    assert "'V lower' bound (250) is above its 'V upper' bound (204)" in tuner.error
+    assert "invalid" in tuner.message.value and "thin ice" in tuner.message.value
+    assert "V lower" in tuner.message.value and "must be {" not in tuner.message.value
     assert tuner.params == good                                   # preview keeps the last valid
     assert tuner.write(tmp_path / "bad.yml") is None
     assert not (tmp_path / "bad.yml").exists()
     assert "not written" in tuner.message.value
     tuner.controls["filter.median_kernel"].value = 154            # still invalid: now two errors
     tuner.controls["autolabel.thin.lower.V"].value = 31
-    assert "median_kernel" in tuner.message.value and "odd" in tuner.message.value
+    assert "median kernel" in tuner.message.value and "odd" in tuner.message.value
+    assert "filter tab" in tuner.message.value and "(got 154)" in tuner.message.value
     tuner.controls["filter.median_kernel"].value = 31
     assert tuner.error is None and "valid" in tuner.message.value
 

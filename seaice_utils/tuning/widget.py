@@ -27,9 +27,70 @@ from seaice_utils.tuning.samples import TuningSample, load_samples
 from seaice_utils.tuning.settings import (CLASS_KEYS, V_LINKS, apply_settings, settings_of,
                                           write_tuned_params)
 
-__all__ = ["Tuner", "build_tuner"]
+__all__ = ["Tuner", "build_tuner", "range_errors", "describe_error"]
 
 _CLASS_VALUE = {"thick": THICK, "thin": THIN, "water": WATER}
+#: Text shown for the tuner where its widgets cannot be displayed (not saved in a notebook file).
+TUNER_PLACEHOLDER = ("[threshold tuner: live only after the notebook has run in the open kernel; "
+                     "run it (Run > Run All Cells) to use the sliders]")
+#: Slider labels of the filter constants (the tuner's "filter" tab).
+_FILTER_LABELS = {"water_v_max": "water V max", "dilation": "dilation",
+                  "median_kernel": "median kernel", "truncation": "truncation",
+                  "thick_threshold": "thick threshold", "apply_to": "apply to"}
+
+
+def _slider(key: str) -> str | None:
+    """Where a setting is in the tuner, in its own words, e.g. "'V lower' of thin ice (HSV
+    ranges tab)"; None for a key the tuner has no control for."""
+    parts = key.split(".")
+    if parts[0] == "filter" and len(parts) == 2 and parts[1] in _FILTER_LABELS:
+        return f"'{_FILTER_LABELS[parts[1]]}' (filter tab)"
+    if (parts[0] == "autolabel" and len(parts) == 4 and parts[1] in _CLASS_VALUE
+            and parts[2] in ("lower", "upper") and parts[3] in "HSV"):
+        fold = ", under 'H and S'" if parts[3] in "HS" else ""
+        return (f"'{parts[3]} {parts[2]}' of {CLASS_NAMES[_CLASS_VALUE[parts[1]]]} "
+                f"(HSV ranges tab{fold})")
+    return None
+
+
+def range_errors(settings: Mapping[str, Any]) -> list[str]:
+    """Lower bounds above their upper bound, said in the tuner's terms (which class, which
+    slider, which bound, and what would fix it).
+
+    >>> from seaice_utils.params import defaults
+    >>> from seaice_utils.tuning.settings import settings_of
+    >>> s = settings_of(defaults())
+    >>> range_errors(s)
+    []
+    >>> s["autolabel.thin.lower.V"] = 210
+    >>> range_errors(s)  # doctest: +NORMALIZE_WHITESPACE
+    ["thin ice: its 'V lower' bound (210) is above its 'V upper' bound (204); set V lower to
+      204 or less, or V upper to 210 or more (HSV ranges tab)"]
+    """
+    out = []
+    for cls in CLASS_KEYS:
+        for ch in "HSV":
+            lo = settings.get(f"autolabel.{cls}.lower.{ch}")
+            hi = settings.get(f"autolabel.{cls}.upper.{ch}")
+            if lo is None or hi is None or lo <= hi:
+                continue
+            fold = ", under 'H and S'" if ch in "HS" else ""
+            out.append(f"{CLASS_NAMES[_CLASS_VALUE[cls]]}: its '{ch} lower' bound ({lo}) is above "
+                       f"its '{ch} upper' bound ({hi}); set {ch} lower to {hi} or less, or "
+                       f"{ch} upper to {lo} or more (HSV ranges tab{fold})")
+    return out
+
+
+def describe_error(message: str) -> str:
+    """A settings error (``"section.key: must be ..."``) with the key replaced by the slider
+    that holds it; messages about keys the tuner has no control for are returned unchanged.
+
+    >>> describe_error("filter.median_kernel: must be an integer >= 3, odd (got 154)")
+    "'median kernel' (filter tab): must be an integer >= 3, odd (got 154)"
+    """
+    key, sep, rest = message.partition(": ")
+    where = _slider(key) if sep else None
+    return f"{where}: {rest}" if where else message
 
 
 def _metrics_html(pv: Mapping[str, Any], seconds: float) -> str:
@@ -63,6 +124,8 @@ class Tuner:
         Which sample is previewed.
     link : ipywidgets.Checkbox
         Keep adjacent V bounds adjacent (see :data:`V_LINKS`; on by default).
+    tabs : ipywidgets.Tab
+        "HSV ranges" (a column per class: V bounds, H and S folded away) and "filter".
     image : ipywidgets.Image
         PNG of image | filtered grey | labels without / with filter | reference.
     metrics : ipywidgets.HTML
@@ -75,7 +138,8 @@ class Tuner:
     params : dict
         The last valid profile (the one previewed and written).
     error : str or None
-        The current validation error, if the sliders hold an invalid combination.
+        The current validation error, if the sliders hold an invalid combination, in the
+        terms of the UI (which slider, which bound; see :func:`describe_error`).
     result : dict
         The last :func:`preview` of the selected sample.
     """
@@ -96,18 +160,27 @@ class Tuner:
         self._cache: dict[tuple, np.ndarray] = {}
         self._hold = False
 
-        slider_style = {"description_width": "110px"}
-        layout = w.Layout(width="360px")
+        # Responsive layout: sliders fill their column, the three class columns (200-380 px
+        # each) wrap onto new rows when they do not fit side by side, and every value label
+        # (which can be typed into) stays inside the notebook, with no horizontal scrolling;
+        # tests/test_tuner_browser.py checks this in a 1280 px window with the side bar open.
+        slider_style = {"description_width": "64px"}
+        row_style = {"description_width": "88px"}
         settings = settings_of(self.params)
         self.controls: dict[str, Any] = {}
 
-        def islider(key: str, label: str, lo: int, hi: int, step: int = 1):
+        def islider(key: str, label: str, lo: int, hi: int, step: int = 1, *,
+                    style: dict = slider_style, max_width: str | None = None):
             v = settings[key]
             s = w.IntSlider(value=v, min=lo, max=max(hi, v), step=step, description=label,
-                            continuous_update=False, style=slider_style, layout=layout)
+                            continuous_update=False, style=style,
+                            layout=w.Layout(width="auto", min_width="180px",
+                                            max_width=max_width))
             self.controls[key] = s
             return s
 
+        column = w.Layout(flex="1 1 240px", min_width="200px", max_width="380px",
+                          margin="0 12px 8px 0")
         class_boxes = []
         for cls in CLASS_KEYS:
             v_box = [islider(f"autolabel.{cls}.{b}.V", f"V {b}", 0, 255)
@@ -119,39 +192,71 @@ class Tuner:
             hs.set_title(0, "H and S")
             hs.selected_index = None
             title = w.HTML(f"<b>{cls} ({CLASS_NAMES[_CLASS_VALUE[cls]]})</b>")
-            class_boxes.append(w.VBox([title, *v_box, hs]))
+            class_boxes.append(w.VBox([title, *v_box, hs], layout=column))
         f = "filter."
-        filt = [islider(f + "water_v_max", "water V max", 0, 255),
-                islider(f + "dilation", "dilation", 1, 31),
-                islider(f + "median_kernel", "median kernel", 3, 301, 2),
-                islider(f + "truncation", "truncation", 0, 255),
-                islider(f + "thick_threshold", "thick threshold", 0, 255)]
+        wide = {"style": row_style, "max_width": "440px"}
+        filt = [islider(f + "water_v_max", "water V max", 0, 255, **wide),
+                islider(f + "dilation", "dilation", 1, 31, **wide),
+                islider(f + "median_kernel", "median kernel", 3, 301, 2, **wide),
+                islider(f + "truncation", "truncation", 0, 255, **wide),
+                islider(f + "thick_threshold", "thick threshold", 0, 255, **wide)]
         self.controls[f + "apply_to"] = w.ToggleButtons(
             options=["scene", "tile"], value=settings[f + "apply_to"], description="apply to",
-            style={"description_width": "110px", "button_width": "80px"})
+            style={"description_width": "88px", "button_width": "72px"},
+            layout=w.Layout(width="auto"))
         filt.append(self.controls[f + "apply_to"])
 
-        self.link = w.Checkbox(value=True, description="link adjacent V bounds (thin upper = "
-                               "thick lower - 1, water upper = thin lower - 1)", indent=False,
-                               layout=w.Layout(width="560px"))
+        self.link = w.Checkbox(value=True, description="link adjacent V bounds", indent=False,
+                               layout=w.Layout(width="auto"))
+        link_note = w.HTML("<small>ticked: thin upper = thick lower - 1 and water upper = "
+                           "thin lower - 1 (the V ranges stay disjoint and cover 0..255)</small>",
+                           layout=w.Layout(width="auto"))
         self.scene = w.Dropdown(options=[(s.name, i) for i, s in enumerate(self.samples)], value=0,
-                                description="scene", style=slider_style)
-        self.image = w.Image(format="png", layout=w.Layout(max_width="100%"))
-        self.metrics = w.HTML()
-        self.message = w.HTML()
+                                description="scene", style=slider_style,
+                                layout=w.Layout(width="auto"))
+        self.image = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
+        self.metrics = w.HTML(layout=w.Layout(width="auto", overflow="auto"))
+        self.message = w.HTML(layout=w.Layout(width="auto"))
         self.path = w.Text(value="" if write_path is None else str(write_path),
-                           description="params file", style=slider_style,
-                           layout=w.Layout(width="520px"),
+                           description="params file", style=row_style,
+                           layout=w.Layout(flex="1 1 320px", min_width="240px",
+                                           max_width="640px"),
                            placeholder="path of the profile to write, e.g. params/tuned.yml")
         self.write_button = w.Button(description="Write params", icon="save",
                                      button_style="primary")
         self.reset_button = w.Button(description="Reset", icon="undo")
-        tabs = w.Tab(children=[w.VBox([self.link, w.HBox(class_boxes)]), w.VBox(filt)])
+        wrap = w.Layout(flex_flow="row wrap", width="auto", align_items="flex-start")
+        tabs = w.Tab(children=[w.VBox([w.HBox([self.link]), link_note,
+                                       w.HBox(class_boxes, layout=wrap)],
+                                      layout=w.Layout(width="auto")),
+                               w.VBox(filt, layout=w.Layout(width="auto"))],
+                     layout=w.Layout(width="auto"))
         tabs.set_title(0, "HSV ranges")
         tabs.set_title(1, "filter")
+        self.tabs = tabs
         self.widget = w.VBox([w.HBox([self.scene]), tabs, self.message, self.image, self.metrics,
-                              w.HBox([self.path, self.write_button, self.reset_button])])
+                              w.HBox([self.path, self.write_button, self.reset_button],
+                                     layout=w.Layout(flex_flow="row wrap", width="auto"))],
+                             layout=w.Layout(width="auto"))
+        # CSS classes name the parts in the page (styling, and the browser test finds them).
+        self.widget.add_class("seaice-tuner")
+        for key, c in self.controls.items():
+            c.add_class("seaice-" + key.replace(".", "-"))
+        for part in ("scene", "link", "tabs", "message", "image", "metrics", "path",
+                     "write_button", "reset_button"):
+            getattr(self, part).add_class("seaice-tuner-" + part.replace("_", "-"))
         self.widget.tuner = self
+        # Where widgets cannot be shown (a saved notebook opened elsewhere, or before it is run
+        # again), the text that stands in says what to do instead of "VBox(children=...)".
+        widget_bundle = self.widget._repr_mimebundle_
+
+        def _repr_mimebundle_(**kwargs: Any) -> dict | None:
+            data = widget_bundle(**kwargs)
+            if data is not None:
+                data["text/plain"] = TUNER_PLACEHOLDER
+            return data
+
+        self.widget._repr_mimebundle_ = _repr_mimebundle_
 
         for key, c in self.controls.items():
             c.observe(self._on_link if key in V_LINKS else self.update, names="value")
@@ -204,12 +309,18 @@ class Tuner:
 
         from seaice_utils.core.figures import figure_to_png
 
-        try:
-            new = apply_settings(self.base_params, self.settings())
-        except (ParamsError, InputError) as exc:
-            self.error = str(exc)
-            self._say(f"<b>invalid:</b> {html.escape(self.error)} &mdash; the preview shows the "
-                      "last valid settings; nothing will be written", kind="error")
+        settings = self.settings()
+        problems = range_errors(settings)
+        if not problems:
+            try:
+                new = apply_settings(self.base_params, settings)
+            except (ParamsError, InputError) as exc:
+                problems = [describe_error(str(exc))]
+        if problems:
+            self.error = "; ".join(problems)
+            self._say("<b>invalid:</b> " + "<br>".join(html.escape(p) for p in problems) +
+                      "<br>The preview shows the last valid settings; nothing will be written "
+                      "until this is fixed.", kind="error")
             return False
         self.error = None
         self.params = new
