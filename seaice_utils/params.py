@@ -4,7 +4,39 @@ A profile is a mapping of sections (``global`` shared by all notebooks, then one
 Every key is declared in :data:`SCHEMA` with its type, allowed values and default; a profile only
 needs to state what differs from the defaults. An unknown key, a value of the wrong type or an
 impossible value raises :class:`~seaice_utils.errors.ParamsError` naming the key, e.g.
-``filter.median_kernel: must be an odd integer >= 3 (got 154)``.
+``filter.median_kernel: must be an integer in 3..255, odd (got 154)``.
+
+Sizes have upper bounds, so that a typo fails here, not minutes into a run:
+
+==========================  ===========  =====================================================
+key                         range        why
+==========================  ===========  =====================================================
+filter.median_kernel        3..255, odd  OpenCV's 8-bit median counts its ksize x ksize window
+                                         in 16-bit histogram buckets: 255 x 255 = 65025 fits
+                                         (see :data:`~seaice_utils.labelling.kernels.MEDIAN_KERNEL_MAX`)
+filter.dilation             1..255       no wider than the median window it prepares
+global.tile_size            32..4096     multiple of 32 (the U-Net's 5 poolings); a 4096 px
+                                         window is already twice the paper's whole scene
+data.scene_size,            64..8192     synthetic scenes and collected windows are held in
+collect.scene_px                         memory whole (8192 x 8192 RGB: 200 MB per layer)
+tuning.preview_size         64..4096     the tuner recomputes the preview on every slider move
+inference.overlap           0..1024      and below global.tile_size (the window stride is
+                                         tile_size - overlap)
+evaluation.ssim_window      3..255, odd  and at most global.tile_size (SSIM runs per tile)
+inference.batch_size,       1..1024      windows / tiles per model call or step
+training.batch_size
+training.base_filters       1..128       filters double per U-Net step: 128 gives a
+                                         bottleneck of 4096 filters (~500 M weights)
+training.shuffle_buffer     1..1000000   tiles held in memory for shuffling
+engines.spark_batch_size    1..4096      files per Arrow batch of a Spark task
+collect.scale,              (0, 1000]    metres per pixel (Sentinel-2: 10, 20, 60)
+inference.pixel_size_m
+==========================  ===========  =====================================================
+
+Cross-key checks follow the single keys: the HSV ranges of ``autolabel`` must not leave gaps,
+overlap or be out of order (gaps and overlaps are allowed with ``autolabel.allow_gaps: true``;
+see :func:`seaice_utils.labelling.settings.thresholds`), ``filter.water_v_max`` must be below
+``filter.thick_threshold``, and the two size relations above.
 
 >>> p = load_params_dict({"filter": {"median_kernel": 31}})
 >>> p["filter"]["median_kernel"], p["filter"]["dilation"]
@@ -17,12 +49,16 @@ import copy
 import datetime as _dt
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from seaice_utils.errors import ParamsError
-from seaice_utils.labelling.settings import thresholds
+from seaice_utils.labelling.autolabel import threshold_problems
+from seaice_utils.labelling.cloudfilter import DILATION_MAX
+from seaice_utils.labelling.kernels import MEDIAN_KERNEL_MAX
+from seaice_utils.labelling.settings import filter_params, thresholds
 
 __all__ = ["SCHEMA", "Key", "load_params", "load_params_dict", "defaults", "dump_params",
            "params_path", "project_folder"]
@@ -130,7 +166,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "global": {
         "profile": _k(str, "custom", doc="name of the profile, recorded in the manifest"),
         "seed": _k(int, 0, _int(0), "master random seed"),
-        "tile_size": _k(int, 256, (lambda v: v >= 32 and v % 32 == 0, "an integer >= 32, multiple of 32"),
+        "tile_size": _k(int, 256, (lambda v: 32 <= v <= 4096 and v % 32 == 0,
+                                   "an integer in 32..4096, multiple of 32"),
                         "tile side in pixels"),
         "progress": _k(bool, True, doc="show progress bars"),
     },
@@ -142,7 +179,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
             isinstance(x, int) and x >= 1 for x in v)), "three 1-based band numbers"),
             "file bands holding red, green, blue (default 1, 2, 3)"),
         "n_scenes": _k(int, 4, _int(1), "synthetic scenes to generate"),
-        "scene_size": _k(int, 2048, _int(64), "side of synthetic scenes in pixels"),
+        "scene_size": _k(int, 2048, _int(64, 8192), "side of synthetic scenes in pixels"),
         "cloudy_fraction": _k((int, float), 0.5, _frac(), "share of synthetic scenes with haze/shadow"),
         "cloud_cover": _k((int, float), 0.3, _frac(0.0, 0.9), "haze cover of a cloudy scene"),
         "shadow_cover": _k((int, float), 0.1, _frac(0.0, 0.9), "cloud-shadow cover of a cloudy scene"),
@@ -150,17 +187,24 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                     "share of synthetic scenes with a no-data wedge"),
     },
     "filter": {
-        "water_v_max": _k(int, 30, _int(0, 255), "step 1: V <= this is water"),
-        "dilation": _k(int, 7, _int(1), "step 4: dilation kernel side"),
-        "median_kernel": _k(int, 155, _int(3, None, odd=True), "step 5: median blur aperture"),
-        "truncation": _k(int, 235, _int(0, 255), "step 9: truncation level"),
-        "thick_threshold": _k(int, 205, _int(0, 255), "step 11: thick ice at or above"),
+        "water_v_max": _k(int, 30, _int(0, 255),
+                          "step 1: V <= this is water (below thick_threshold)"),
+        "dilation": _k(int, 7, _int(1, DILATION_MAX), "step 4: dilation kernel side"),
+        "median_kernel": _k(int, 155, _int(3, MEDIAN_KERNEL_MAX, odd=True),
+                            "step 5: median blur aperture (at most 255: OpenCV's 8-bit median "
+                            "counts the window in 16-bit histogram buckets)"),
+        "truncation": _k(int, 235, _int(1, 255), "step 9: truncation level"),
+        "thick_threshold": _k(int, 205, _int(1, 255), "step 11: thick ice at or above"),
         "apply_to": _k(str, "scene", _choice("scene", "tile"), "whole scene (default) or per tile"),
     },
     "autolabel": {
         "thick": _k(dict, {"lower": [0, 0, 205], "upper": [185, 255, 255]}, _HSV_RULE),
         "thin": _k(dict, {"lower": [0, 0, 31], "upper": [185, 255, 204]}, _HSV_RULE),
         "water": _k(dict, {"lower": [0, 0, 0], "upper": [185, 255, 30]}, _HSV_RULE),
+        "allow_gaps": _k(bool, False, doc="allow ranges that leave colours in no class (their "
+                         "pixels are labelled 'unlabelled', code 254, and counted apart from "
+                         "no-data) or overlap (the later of water, thin, thick wins); each is "
+                         "then a warning instead of an error"),
     },
     "collect": {  # notebook 01 / `seaice collect`: the paper's query (PAPER.md, Data)
         "collection": _k(str, "L1C", _choice("L1C", "L2A"),
@@ -179,8 +223,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
                               "or eo:cloud_cover) is at most this; not stated by the paper"),
         "bands": _k(list, ["B4", "B3", "B2"], (_s2_bands, "three Sentinel-2 band names"),
                     "red, green, blue bands (B4 or B04 style)"),
-        "scale": _k((int, float), 10, (lambda v: v > 0, "a number > 0"), "pixel size in metres"),
-        "scene_px": _k(int, 2048, _int(64), "scene side in pixels (the paper's 2048)"),
+        "scale": _k((int, float), 10, (lambda v: 0 < v <= 1000, "a number in (0, 1000]"),
+                    "pixel size in metres"),
+        "scene_px": _k(int, 2048, _int(64, 8192), "scene side in pixels (the paper's 2048)"),
         "max_scenes": _k(int, 66, _int(1), "scenes to collect (the paper's 66)"),
         "scenes_per_product": _k(int, 4, _int(1),
                                  "at most this many scenes from one Sentinel-2 product"),
@@ -212,7 +257,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "tuning": {
         "scenes": _k(int, 2, _int(1), "scenes shown in notebook 02's panels"),
-        "preview_size": _k(int, 512, _int(64), "side of the preview crops in pixels"),
+        "preview_size": _k(int, 512, _int(64, 4096), "side of the preview crops in pixels"),
         "preview_mode": _k(str, "crop", _choice("crop", "resize"),
                            "crop: centre window at full resolution (filter kernels keep their "
                            "meaning); resize: shrink the whole scene"),
@@ -224,14 +269,15 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "input": _k(str, "filtered", _choice("filtered", "rgb"),
                     "U-Net input tiles: filtered grey levels (the paper's) or original RGB"),
         "depth": _k(int, 5, _int(1, 8), "U-Net contracting steps (the paper's 5)"),
-        "base_filters": _k(int, 16, _int(1), "filters of the first step, doubled per step (16)"),
+        "base_filters": _k(int, 16, _int(1, 128),
+                           "filters of the first step, doubled per step (16)"),
         "encoder_dropouts": _k((list, type(None)), None, _DROPOUTS,
                                "one per step; null: the paper's 0.1, 0.1, 0.2, 0.2, 0.2 cut to depth"),
         "decoder_dropouts": _k((list, type(None)), None, _DROPOUTS,
                                "one per step, deepest first; null: encoder's reversed"),
         "bottleneck_dropout": _k((int, float), 0.3, _frac(0.0, 1.0, hi_open=True),
                                  "dropout of the bottleneck (0.3)"),
-        "batch_size": _k(int, 32, _int(1), "batch per worker (the paper's 32 per GPU)"),
+        "batch_size": _k(int, 32, _int(1, 1024), "batch per worker (the paper's 32 per GPU)"),
         "epochs": _k(int, 50, _int(1), "training epochs (the paper's 50)"),
         "learning_rate": _k((int, float), 1e-3, (lambda v: v > 0, "a number > 0"),
                             "Adam learning rate for one worker (1e-3)"),
@@ -262,24 +308,24 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "mixed_precision": _k(bool, False, doc="mixed_float16 (GPU runs)"),
         "xla": _k(bool, False, doc="XLA auto-clustering (GPU runs)"),
         "cache": _k(bool, True, doc="cache decoded tiles in memory after the first epoch"),
-        "shuffle_buffer": _k((int, type(None)), None, _int(1),
+        "shuffle_buffer": _k((int, type(None)), None, _int(1, 1_000_000),
                              "shuffle buffer in tiles (null: the whole shard)"),
         "timeout_s": _k((int, float, type(None)), None, (lambda v: v > 0, "a number > 0"),
                         "stop a training run after this many seconds (null: no limit)"),
     },
     "inference": {  # `seaice predict` and notebook 05: full-scene prediction (seaice_utils.inference.predict)
-        "overlap": _k(int, 32, _int(0), "pixels shared by neighbouring windows, blended (must be "
+        "overlap": _k(int, 32, _int(0, 1024), "pixels shared by neighbouring windows, blended (must be "
                       "below global.tile_size; 0: the paper's plain tiling, seams possible)"),
         "blend": _k(str, "linear", _choice("linear", "cosine", "none"),
                     "weight ramp of a window's predictions towards its edges"),
         "border": _k(str, "reflect", _choice("reflect", "none"),
                      "mirror the scene by overlap/2 px so its edges are predicted with context"),
-        "batch_size": _k(int, 8, _int(1), "windows per model call (8 on a CPU with the tflite "
+        "batch_size": _k(int, 8, _int(1, 1024), "windows per model call (8 on a CPU with the tflite "
                          "runtime; 16-64 on a GPU)"),
         "runtime": _k(str, "auto", _choice("auto", "tensorflow", "tflite"),
                       "auto: TensorFlow Lite (XNNPACK) on a machine without a GPU, else "
                       "TensorFlow; tflite agrees with tensorflow to ~1e-6 in probability"),
-        "pixel_size_m": _k((int, float), 10.0, (lambda v: v > 0, "a number > 0"),
+        "pixel_size_m": _k((int, float), 10.0, (lambda v: 0 < v <= 1000, "a number in (0, 1000]"),
                            "pixel side for areas when a scene has no georeference (Sentinel-2: 10)"),
         "engine": _k(str, "sequential", _choice("sequential", "multiprocessing", "spark"),
                      "how many scenes are spread over cores/executors"),
@@ -301,7 +347,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
                              "cloud_source: file; relative to the project root"),
         "autolabel_tiles": _k(str, "test", _choice("test", "all"),
                               "tiles on which auto-labels are compared with the reference"),
-        "ssim_window": _k(int, 7, _int(3, None, odd=True), "SSIM window side (odd)"),
+        "ssim_window": _k(int, 7, _int(3, 255, odd=True),
+                          "SSIM window side (odd, at most global.tile_size)"),
         "examples": _k(int, 3, _int(1, 8), "example tiles in the figures"),
         "scene_inference": _k(bool, True, doc="also predict whole test scenes with and without "
                                               "overlap (seams, areas)"),
@@ -320,7 +367,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "spark_output": _k(str, "executors", _choice("executors", "driver"),
                            "who writes Spark's outputs: the executors, or the driver after "
                            "collecting them (the paper's reduce)"),
-        "spark_batch_size": _k(int, 64, _int(1), "files per Arrow batch in a Spark task"),
+        "spark_batch_size": _k(int, 64, _int(1, 4096), "files per Arrow batch in a Spark task"),
         "with_filter": _k(bool, True, doc="benchmarks label with the thin-cloud/shadow filter "
                                           "(false: colour segmentation only)"),
         "processes": _k(list, [1, 2, 4, 6, 8], _int_list(1),
@@ -388,9 +435,24 @@ def load_params_dict(raw: dict | None, *, source: str = "<dict>") -> dict[str, d
                 raise ParamsError(f"{section}.{name}: unknown key in {source} (known in {section}: "
                                   f"{', '.join(SCHEMA[section])})")
             out[section][name] = _check_value(section, name, SCHEMA[section][name], value)
-    t = thresholds(out)  # cross-key checks raise InputError -> ParamsError
-    del t
+    _check_cross_keys(out)
     return out
+
+
+def _check_cross_keys(p: dict[str, dict[str, Any]]) -> None:
+    """Checks that involve more than one key (single keys are valid already)."""
+    filter_params(p)         # filter.water_v_max < filter.thick_threshold
+    th = thresholds(p)       # gaps, overlaps, order of the HSV ranges
+    for problem in threshold_problems(th):   # only gaps and overlaps that allow_gaps allows
+        warnings.warn(f"autolabel: {problem.message} (allowed by autolabel.allow_gaps)",
+                      UserWarning, stacklevel=3)
+    tile = p["global"]["tile_size"]
+    if p["inference"]["overlap"] >= tile:
+        raise ParamsError(f"inference.overlap: must be below global.tile_size ({tile}) (got "
+                          f"{p['inference']['overlap']}; windows advance by tile_size - overlap)")
+    if p["evaluation"]["ssim_window"] > tile:
+        raise ParamsError(f"evaluation.ssim_window: must be at most global.tile_size ({tile}) "
+                          f"(got {p['evaluation']['ssim_window']}; SSIM is computed per tile)")
 
 
 def params_path(path: str | os.PathLike) -> Path:

@@ -2,9 +2,10 @@ import cv2
 import numpy as np
 import pytest
 
-from seaice_utils.core.classes import (NODATA, THICK, THIN, WATER, class_fractions,
+from seaice_utils.core.classes import (NODATA, THICK, THIN, UNLABELLED, WATER, class_fractions,
                                        from_palette, to_palette)
-from seaice_utils.labelling.autolabel import HSVRange, Thresholds, auto_label, segment
+from seaice_utils.labelling.autolabel import (HSVRange, Thresholds, auto_label, segment,
+                                              threshold_problems)
 from seaice_utils.labelling.cloudfilter import FilterParams
 from seaice_utils.errors import InputError
 
@@ -106,3 +107,65 @@ def test_class_fraction_figures_on_real_sample(ross_sea_path):
     assert fr["thick ice"] > 0.5
     assert 0.05 < fr["open water"] < 0.4
     assert classes[-5, -5] == NODATA               # the wedge is no-data, not open water
+
+
+# ------------------------------------------------------------------ gaps, overlaps, order
+def test_allowed_gap_pixels_are_unlabelled_not_nodata():
+    gap = HSVRange((0, 0, 31), (179, 255, 150))                    # V 151..204 in no range
+    v = np.tile(np.array([10, 100, 180, 240], np.uint8), (4, 1))   # 4 x 4 px
+    nd = np.zeros(v.shape, bool)
+    nd[0, 0] = True
+    for thr in (Thresholds(thin=gap, allow_gaps=True),             # V-only: the LUT path
+                Thresholds(thin=gap, thick=HSVRange((0, 0, 205), (179, 254, 255)),
+                           allow_gaps=True)):                      # S constrained: HSV path
+        out = segment(grey_rgb(v), thr, nodata=nd)
+        assert (out[:, 2] == UNLABELLED).all() and out[0, 0] == NODATA
+        assert (out[1:, 0] == WATER).all() and (out[:, 3] == THICK).all()
+        fr = class_fractions(out)
+        assert fr["unlabelled"] == pytest.approx(4 / 15) and sum(fr.values()) == pytest.approx(1)
+    # without allow_gaps a directly built Thresholds keeps the published code's 255
+    assert segment(grey_rgb([[180]]), Thresholds(thin=gap))[0, 0] == NODATA
+    # with the filter: level 155 (thin) falls in the gap too
+    classes, levels = auto_label(grey_rgb(np.tile(np.array([10, 120, 240], np.uint8), (60, 20))),
+                                 filter_params=FilterParams(median_kernel=15),
+                                 thresholds=Thresholds(thin=HSVRange((0, 0, 31), (179, 255, 150)),
+                                                       allow_gaps=True))
+    assert (classes[levels == 155] == UNLABELLED).all() and (levels == 155).any()
+
+
+def test_unlabelled_has_its_own_colour_and_manual_labels_never_hold_it():
+    rgb = to_palette(np.array([[UNLABELLED, NODATA]], np.uint8))
+    assert rgb[0, 0].tolist() == [255, 0, 255] and rgb[0, 1].tolist() == [0, 0, 0]
+    with pytest.raises(InputError, match="not palette colours"):     # not a manual label colour
+        from_palette(rgb)
+    assert UNLABELLED not in from_palette(rgb, tolerance=441)
+    assert class_fractions(np.array([[0, 1, 2, 255]], np.uint8)).keys() == {
+        "open water", "thin ice", "thick ice"}                      # no unlabelled: no key
+
+
+def test_threshold_problems_name_v_values_and_bounds():
+    assert threshold_problems(Thresholds()) == []
+    msgs = {p.kind: p.message for p in threshold_problems(
+        Thresholds(thin=HSVRange((0, 0, 31), (179, 255, 150))))}
+    assert msgs == {"gap": "V 151..204 is in no class's range (autolabel.thin.upper.V = 150, "
+                           "autolabel.thick.lower.V = 205)"}
+    over = threshold_problems(Thresholds(thin=HSVRange((0, 0, 31), (179, 255, 230))))
+    assert [p.kind for p in over] == ["overlap"] and over[0].message.startswith(
+        "V 205..230 is in both the thin ice and thick ice ranges")
+    inverted = threshold_problems(Thresholds(water=HSVRange((0, 0, 205), (179, 255, 255)),
+                                             thick=HSVRange((0, 0, 0), (179, 255, 30))))
+    assert {p.kind for p in inverted} == {"order"}
+    assert "thin ice must not be darker than open water" in inverted[0].message
+
+
+def test_hue_constrained_gap_is_found_on_the_hsv_grid():
+    # thick ice only if bluish: bright pixels of other hues are in no range
+    thr = Thresholds(thick=HSVRange((90, 0, 205), (130, 255, 255)))
+    (p,) = threshold_problems(thr)
+    assert p.kind == "gap" and p.message.startswith("at V 205..255 only thick ice (H 90..130, "
+                                                    "S 0..255) applies")
+    assert "autolabel.thick.lower.H = 90, autolabel.thick.upper.H = 130" in p.message
+    # the same hue split covered by a second range leaves no gap, but is an overlap-free split
+    split = Thresholds(thin=HSVRange((0, 0, 31), (179, 255, 204)),
+                       thick=HSVRange((0, 0, 205), (179, 255, 255)))
+    assert threshold_problems(split) == []

@@ -119,7 +119,11 @@ def test_per_tile_mode_handles_non_multiple_sizes():
 
 @pytest.mark.parametrize("kw,match", [({"median_kernel": 154}, "odd"), ({"dilation": 0}, "dilation"),
                                       ({"truncation": 300}, "truncation"),
-                                      ({"apply_to": "both"}, "apply_to")])
+                                      ({"apply_to": "both"}, "apply_to"),
+                                      ({"median_kernel": 257}, r"3\.\.255"),
+                                      ({"dilation": 256}, r"1\.\.255"),
+                                      ({"water_v_max": 250, "thick_threshold": 100},
+                                       "must be below filter.thick_threshold")])
 def test_bad_constants_raise(kw, match):
     with pytest.raises(InputError, match=match):
         FilterParams(**kw)
@@ -130,3 +134,13 @@ def test_wrong_input_dtype_and_shape():
         thin_cloud_shadow_filter(np.zeros((8, 8, 3), np.uint16))
     with pytest.raises(InputError, match="shape"):
         thin_cloud_shadow_filter(np.zeros((8, 8), np.uint8))
+
+
+def test_median_blur_refuses_apertures_opencv_cannot_count():
+    from seaice_utils.labelling.kernels import MEDIAN_KERNEL_MAX, median_blur
+
+    img = np.full((300, 300), 200, np.uint8)
+    assert (median_blur(img, MEDIAN_KERNEL_MAX) == 200).all()
+    for bad in (MEDIAN_KERNEL_MAX + 2, 100001, 4):
+        with pytest.raises(InputError, match="median aperture"):
+            median_blur(img, bad)

@@ -58,12 +58,16 @@ def test_legend_added_only_with_label_panels():
     fig = panel_figure([[Panel(classes, "labels", "a"), None]], row_titles=["row"])
     assert len(fig.legends) == 1
     texts = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert texts == ["thick ice", "thin ice", "open water", "no data / unlabelled"]
+    assert texts == ["thick ice", "thin ice", "open water", "no data"]
     assert fig.axes[1].axison is False  # the None cell is left empty
     fig2 = panel_figure([[Panel(np.zeros((4, 4, 3), np.uint8))]])
     assert fig2.legends == []
     handles = class_legend_handles(nodata=False)
     assert [h.get_label() for h in handles] == ["thick ice", "thin ice", "open water"]
+    gaps = np.array([[0, 254], [2, 255]], np.uint8)      # thresholds with an allowed gap
+    fig3 = panel_figure([[Panel(gaps, "labels", "a")]])
+    assert [t.get_text() for t in fig3.legends[0].get_texts()] == [
+        "thick ice", "thin ice", "open water", "unlabelled", "no data"]
 
 
 def test_panel_errors_name_the_problem():
@@ -93,7 +97,7 @@ def test_fraction_bars_are_stacked_fractions():
     np.testing.assert_allclose(widths[:, 1], [0.1, 0.0, 0.6, 0.3])   # NaN drawn as 0
     np.testing.assert_allclose(lefts[:, 1], [0.0, 0.1, 0.1, 0.7])    # stacked
     assert bars[0].get_facecolor()[:3] == (1.0, 0.0, 0.0)
-    assert bars[6].get_facecolor()[:3] == (0.0, 0.0, 0.0)            # unlabelled in black
+    assert bars[6].get_facecolor()[:3] == (1.0, 0.0, 1.0)            # unlabelled in magenta
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
     with pytest.raises(InputError):
         class_fraction_bars({})

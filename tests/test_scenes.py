@@ -141,3 +141,55 @@ def test_list_inputs_takes_a_folder_a_file_or_a_list(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no images"):
         list_inputs(tmp_path / "empty")
+
+
+# ------------------------------------------------------------------ float input, the scale
+def test_float_reflectance_is_detected_and_recorded():
+    refl = np.array([[[0.0, 0.12, 0.8], [1.0, 1.2, 0.05]]], np.float32)
+    sc = as_scene(refl)
+    dn = as_scene(np.rint(refl.astype(np.float64) * 10000).astype(np.uint16))
+    assert np.array_equal(sc.rgb, dn.rgb) and sc.rgb[0, 1].tolist() == [255, 255, 13]
+    assert sc.meta["reflectance_scale"] == 1.0
+    assert sc.meta["reflectance_scale_source"] == "detected: float values within -0.2..1.5"
+    assert sc.meta["stretch"] == "uint8 = clip(round(255 * (DN / 1 + 0) / 1), 0, 255)"
+    assert dn.meta["reflectance_scale"] == 10000.0
+    assert dn.meta["reflectance_scale_source"] == "default for integer input"
+    assert stretch_reflectance(refl).tolist() == sc.rgb.tolist()
+
+
+def test_float_that_is_not_reflectance_needs_a_scale():
+    dn = np.full((4, 4, 3), 8000.0, np.float32)
+    dn[0, 0] = 0                                      # no-data is not part of the range
+    with pytest.raises(InputError, match=r"scene: float values 8000\.\.8000 are not reflectance"
+                       r".*--scale"):
+        as_scene(dn)
+    sc = as_scene(dn, stretch=Stretch(scale=10000))
+    assert sc.rgb[1, 1].tolist() == [204, 204, 204] and sc.nodata[0, 0]
+    assert sc.meta["reflectance_scale"] == 10000.0 and sc.meta["reflectance_scale_source"] == "given"
+    eight = np.full((4, 4, 3), 200.0, np.float64)     # 8-bit values stored as float
+    with pytest.raises(InputError, match="200..200"):
+        as_scene(eight)
+    assert as_scene(eight, stretch=Stretch(scale=255)).rgb[0, 0].tolist() == [200, 200, 200]
+
+
+def test_float_nan_is_nodata_and_reflectance_margins():
+    refl = np.full((3, 3, 3), 0.5, np.float32)
+    refl[0, 0, 1] = np.nan
+    refl[1, 1] = np.inf
+    refl[2, 2] = -0.15                                # corrected dark water dips below 0
+    sc = as_scene(refl)
+    assert sc.nodata.tolist() == [[True, False, False], [False, True, False],
+                                  [False, False, False]]
+    assert sc.rgb[0, 0].tolist() == [0, 0, 0] and sc.rgb[2, 2].tolist() == [0, 0, 0]
+    refl[2, 2] = 1.6                                  # above the snow margin: not reflectance
+    with pytest.raises(InputError, match="0.5..1.6"):
+        as_scene(refl)
+    nan = np.full((2, 2, 3), np.nan, np.float32)      # nothing valid: nothing to detect
+    assert as_scene(nan).nodata.all()
+
+
+def test_stretch_scale_must_be_positive_and_finite():
+    for bad in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(InputError, match="scale"):
+            Stretch(scale=bad)
+    assert "10000 for integer input" in Stretch().describe()

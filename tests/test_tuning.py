@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from seaice_utils import tuning
-from seaice_utils.core.classes import NODATA, THICK, THIN, WATER
+from seaice_utils.core.classes import NODATA, THICK, THIN, UNLABELLED, WATER
 from seaice_utils.core.scenes import write_png
 from seaice_utils.data.dataset import read_catalogue
 from seaice_utils.errors import InputError, ParamsError
@@ -57,6 +57,8 @@ def test_settings_round_trip(params):
 
 def test_apply_settings_changes_a_copy(params):
     new = tuning.apply_settings(params, {"autolabel.thin.upper.V": np.int64(220),
+                                         "autolabel.thick.lower.V": 221,
+                                         "autolabel.thin.lower.V": 26,
                                          "filter.apply_to": "tile",
                                          "autolabel.water": {"lower": [0, 0, 0],
                                                              "upper": [179, 255, 25]}})
@@ -83,18 +85,32 @@ def test_apply_settings_rejects_invalid(params, settings, match):
         tuning.apply_settings(params, settings)
 
 
+def test_gaps_and_overlaps_are_errors_unless_allowed(params):
+    with pytest.raises(ParamsError, match=r"V 21\.\.30 is in no class's range "
+                       r"\(autolabel\.water\.upper\.V = 20, autolabel\.thin\.lower\.V = 31\)"):
+        tuning.apply_settings(params, {"autolabel.water.upper.V": 20})
+    with pytest.raises(ParamsError, match=r"V 205\.\.230 is in both the thin ice and thick ice"):
+        tuning.apply_settings(params, {"autolabel.thin.upper.V": 230})
+
+
 def test_threshold_warnings_gap_overlap_and_levels(params):
     assert tuning.threshold_warnings(params) == []
-    gap = tuning.apply_settings(params, {"autolabel.water.upper.V": 20})
-    assert tuning.threshold_warnings(gap) == ["V 21..30 is in no class range (unlabelled)"]
-    overlap = tuning.apply_settings(params, {"autolabel.thin.upper.V": 230})
+    allow = {"autolabel.allow_gaps": True}
+    with pytest.warns(UserWarning, match="allowed by autolabel.allow_gaps"):
+        gap = tuning.apply_settings(params, {"autolabel.water.upper.V": 20, **allow})
+    assert tuning.threshold_warnings(gap) == [
+        "V 21..30 is in no class's range (autolabel.water.upper.V = 20, "
+        "autolabel.thin.lower.V = 31)"]
+    with pytest.warns(UserWarning):
+        overlap = tuning.apply_settings(params, {"autolabel.thin.upper.V": 230, **allow})
     assert tuning.threshold_warnings(overlap) == [
-        "thin and thick ranges overlap at V 205..230 (thick wins there)"]
+        "V 205..230 is in both the thin ice and thick ice ranges (autolabel.thick.lower.V = 205, "
+        "autolabel.thin.upper.V = 230); thick ice is painted last and wins there"]
     # a thick range that starts above 255 is impossible, one that misses level 255 is not
-    miss = tuning.apply_settings(params, {"autolabel.thick.upper.V": 250,
-                                          "autolabel.thin.upper.V": 204})
+    with pytest.warns(UserWarning):
+        miss = tuning.apply_settings(params, {"autolabel.thick.upper.V": 250, **allow})
     w = tuning.threshold_warnings(miss)
-    assert "V 251..255 is in no class range (unlabelled)" in w
+    assert "V 251..255 is in no class's range (autolabel.thick.upper.V = 250)" in w
     assert "filter level 255 is labelled unlabelled, not thick ice" in w
 
 
@@ -138,11 +154,16 @@ def test_moving_thin_thick_boundary_moves_pixels(params):
 
 def test_unlabelled_pixels_count_as_disagreement(params):
     s = _scene()
-    gap = tuning.apply_settings(params, {"autolabel.thin.lower.V": 130})  # V 31..129 in no range
+    with pytest.warns(UserWarning, match=r"V 31\.\.129 is in no class's range"):
+        gap = tuning.apply_settings(params, {"autolabel.thin.lower.V": 130,   # V 31..129: none
+                                             "autolabel.allow_gaps": True})
     pv = preview(s.rgb, s.nodata, s.truth, gap)
     thin_share = pv["fractions"]["reference"]["thin_ice"]
     assert pv["fractions"]["no filter"]["unlabelled"] == pytest.approx(thin_share)
     assert pv["agreement"]["no filter"] == pytest.approx(1 - thin_share)
+    # unlabelled pixels have their own code, apart from no-data
+    labels = pv["labels_raw"]
+    assert (labels[s.truth == THIN] == UNLABELLED).all() and (labels[s.nodata] == NODATA).all()
 
 
 def test_class_shares_and_agreement_edge_cases():
@@ -292,13 +313,28 @@ def test_slider_moves_pixels_thick_to_thin(tuner):
     assert tuner.result["agreement"]["no filter"] < 0.7
 
 
-def test_unlinked_overlap_is_a_warning_not_a_change(tuner):
+def test_unlinked_overlap_is_an_error_unless_allowed(tuner):
+    good = tuner.params
+    tuner.link.value = False
+    tuner.controls["autolabel.thin.upper.V"].value = 245
+    assert tuner.controls["autolabel.thick.lower.V"].value == 205
+    assert tuner.error is not None and tuner.params == good      # keeps the last valid
+    assert "invalid" in tuner.message.value
+    assert "V 205..245 is in both the thin ice and thick ice ranges" in tuner.message.value
+    assert "'V lower' of thick ice = 205" in tuner.error          # said by its slider
+    assert "autolabel.thick" not in tuner.error
+
+
+def test_unlinked_overlap_is_a_warning_when_allowed(params):
+    allowed = load_params_dict({**params, "autolabel": {**params["autolabel"],
+                                                        "allow_gaps": True}})
+    tuner = tuning.build_tuner([_scene(0)], allowed, panel_size=1.0, dpi=40).tuner
     tuner.link.value = False
     before = tuner.result["fractions"]["no filter"]
     tuner.controls["autolabel.thin.upper.V"].value = 245
-    assert tuner.controls["autolabel.thick.lower.V"].value == 205
+    assert tuner.error is None
     assert tuner.result["fractions"]["no filter"] == before      # thick wins the overlap
-    assert "overlap at V 205..245" in tuner.message.value
+    assert "note:" in tuner.message.value and "V 205..245 is in both" in tuner.message.value
 
 
 def test_invalid_combination_is_reported_not_raised(tuner, tmp_path):
@@ -320,6 +356,15 @@ def test_invalid_combination_is_reported_not_raised(tuner, tmp_path):
     assert "filter tab" in tuner.message.value and "(got 154)" in tuner.message.value
     tuner.controls["filter.median_kernel"].value = 31
     assert tuner.error is None and "valid" in tuner.message.value
+
+
+def test_inverted_filter_constants_are_reported_by_their_sliders(tuner):
+    tuner.controls["filter.water_v_max"].value = 250             # above thick threshold 205
+    assert tuner.error is not None and tuner.error.startswith(
+        "'water V max' (250) must be below 'thick threshold' (205)")
+    assert tuner.controls["filter.median_kernel"].max == 255     # OpenCV's bound, not 301
+    tuner.controls["filter.water_v_max"].value = 30
+    assert tuner.error is None
 
 
 def test_filter_sliders_change_the_filtered_labels(tuner):

@@ -1,7 +1,10 @@
 """Class codes, names and the paper's palette; class map <-> palette conversions.
 
 Class maps are (H, W) uint8 arrays: 0 open water (green), 1 thin / young ice (blue),
-2 thick / snow-covered ice (red), 255 no-data (black).
+2 thick / snow-covered ice (red), 255 no-data (black). Auto-labels made with thresholds that
+leave colours in no class's range (allowed only with ``autolabel.allow_gaps: true``) hold a
+fourth code, 254 *unlabelled* (magenta): a pixel with data that no range claims, counted apart
+from no-data. Manual labels and model predictions never hold it.
 """
 
 from __future__ import annotations
@@ -12,21 +15,31 @@ import numpy as np
 from seaice_utils.core.scenes import check_rgb
 from seaice_utils.errors import InputError
 
-__all__ = ["WATER", "THIN", "THICK", "NODATA", "CLASS_NAMES", "PALETTE", "LABEL_PALETTE",
-           "to_palette", "palette_unchecked", "from_palette", "class_fractions"]
+__all__ = ["WATER", "THIN", "THICK", "UNLABELLED", "NODATA", "CLASS_NAMES", "UNLABELLED_NAME",
+           "PALETTE", "LABEL_PALETTE", "to_palette", "palette_unchecked", "from_palette",
+           "class_fractions"]
 
 _SMALL = 16   # arrays smaller than this take the plain numpy path
 
 WATER, THIN, THICK, NODATA = 0, 1, 2, 255
+#: Data pixels in no class's HSV range (only with ``autolabel.allow_gaps``); not no-data.
+UNLABELLED = 254
 
+#: The three classes (what models predict and metrics count).
 CLASS_NAMES = {WATER: "open water", THIN: "thin ice", THICK: "thick ice"}
+#: Key of :data:`UNLABELLED` pixels in :func:`class_fractions`.
+UNLABELLED_NAME = "unlabelled"
 
-
-PALETTE = {WATER: (0, 255, 0), THIN: (0, 0, 255), THICK: (255, 0, 0), NODATA: (0, 0, 0)}
+#: Display colour of every code; unlabelled is magenta, apart from the paper's colours.
+PALETTE = {WATER: (0, 255, 0), THIN: (0, 0, 255), THICK: (255, 0, 0), UNLABELLED: (255, 0, 255),
+           NODATA: (0, 0, 0)}
+#: Colours a manual label image may use (no unlabelled).
+_MANUAL = (WATER, THIN, THICK, NODATA)
 
 
 def to_palette(classes: np.ndarray) -> np.ndarray:
-    """Class map -> (H, W, 3) uint8 RGB in the paper's palette (no-data black)."""
+    """Class map -> (H, W, 3) uint8 RGB in the paper's palette (no-data black, unlabelled
+    magenta)."""
     if classes.dtype != np.uint8 or classes.ndim != 2:
         raise InputError(f"class map must be a 2-D uint8 array (got {classes.dtype} {classes.shape})")
     classes = np.ascontiguousarray(classes)
@@ -36,7 +49,7 @@ def to_palette(classes: np.ndarray) -> np.ndarray:
         invalid = cv2.countNonZero(cv2.LUT(classes, _NOT_A_CLASS)) > 0
     if invalid:
         bad = ~np.isin(classes, list(PALETTE))
-        raise InputError(f"class map holds values other than 0, 1, 2, 255: "
+        raise InputError(f"class map holds values other than 0, 1, 2, 254, 255: "
                          f"{sorted(np.unique(classes[bad]).tolist())[:5]}")
     return palette_unchecked(classes)
 
@@ -58,7 +71,7 @@ def from_palette(rgb: np.ndarray, *, tolerance: int = 60) -> np.ndarray:
     image is not a label image.
     """
     check_rgb(rgb, what="label image")
-    classes = np.array(list(PALETTE), np.uint8)
+    classes = np.array(_MANUAL, np.uint8)
     colours = np.array([PALETTE[c] for c in classes], np.int32)
     flat = rgb.reshape(-1, 3).astype(np.int32)
     d2 = ((flat[:, None, :] - colours[None, :, :]) ** 2).sum(-1)
@@ -73,19 +86,32 @@ def from_palette(rgb: np.ndarray, *, tolerance: int = 60) -> np.ndarray:
 
 
 def class_fractions(classes: np.ndarray) -> dict[str, float]:
-    """Fraction of valid (non-255) pixels in each class, keyed by class name."""
-    if classes.dtype != np.uint8 or classes.ndim != 2 or classes.size < _SMALL:
-        valid = classes != NODATA
-        n = int(valid.sum())
-        return {name: (float((classes == c).sum()) / n if n else float("nan"))
-                for c, name in CLASS_NAMES.items()}
-    classes = np.ascontiguousarray(classes)
+    """Fraction of the data (non-255) pixels in each class, keyed by class name.
 
-    def count(c: int) -> int:
-        return cv2.countNonZero(cv2.compare(classes, c, cv2.CMP_EQ))
+    Pixels coded :data:`UNLABELLED` (254) get their own key ``"unlabelled"``, present only when
+    there are any, so that the fractions always sum to 1 (NaN without data pixels).
+
+    >>> import numpy as np
+    >>> class_fractions(np.array([[0, 1, 2, 255]], np.uint8))
+    {'open water': 0.3333333333333333, 'thin ice': 0.3333333333333333, 'thick ice': 0.3333333333333333}
+    >>> class_fractions(np.array([[0, 0, 254, 255]], np.uint8))
+    {'open water': 0.6666666666666666, 'thin ice': 0.0, 'thick ice': 0.0, 'unlabelled': 0.3333333333333333}
+    """
+    if classes.dtype != np.uint8 or classes.ndim != 2 or classes.size < _SMALL:
+        def count(c: int) -> int:
+            return int((classes == c).sum())
+    else:
+        classes = np.ascontiguousarray(classes)
+
+        def count(c: int) -> int:
+            return cv2.countNonZero(cv2.compare(classes, c, cv2.CMP_EQ))
 
     n = classes.size - count(NODATA)
-    return {name: (float(count(c)) / n if n else float("nan")) for c, name in CLASS_NAMES.items()}
+    out = {name: (float(count(c)) / n if n else float("nan")) for c, name in CLASS_NAMES.items()}
+    unlabelled = count(UNLABELLED)
+    if unlabelled:
+        out[UNLABELLED_NAME] = float(unlabelled) / n
+    return out
 
 
 #: 256-entry palette (indexed PNGs, lookups): each class code's colour, black for other codes.

@@ -26,7 +26,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from seaice_utils.core.classes import CLASS_NAMES, NODATA, PALETTE, THICK, THIN, WATER, to_palette
+from seaice_utils.core.classes import (CLASS_NAMES, NODATA, PALETTE, THICK, THIN, UNLABELLED,
+                                       UNLABELLED_NAME, WATER, to_palette)
 from seaice_utils.errors import InputError
 
 __all__ = ["Panel", "PANEL_KINDS", "CLASS_ORDER", "class_colour", "class_legend_handles",
@@ -36,7 +37,7 @@ __all__ = ["Panel", "PANEL_KINDS", "CLASS_ORDER", "class_colour", "class_legend_
 PANEL_KINDS = ("rgb", "grey", "labels", "mask")
 #: Order in which classes are drawn (bars, histograms, legends): thick, thin, water.
 CLASS_ORDER = (THICK, THIN, WATER)
-_NODATA_LABEL = "no data / unlabelled"
+_NODATA_LABEL = "no data"
 
 
 @dataclass(frozen=True)
@@ -83,24 +84,32 @@ def class_colour(cls: int) -> tuple[float, float, float]:
     return tuple(c / 255.0 for c in PALETTE[cls])  # type: ignore[return-value]
 
 
-def class_legend_handles(*, nodata: bool = True, nodata_label: str = _NODATA_LABEL) -> list:
-    """Legend patches for thick ice, thin ice, open water (and no-data), in :data:`CLASS_ORDER`."""
+def class_legend_handles(*, nodata: bool = True, nodata_label: str = _NODATA_LABEL,
+                         unlabelled: bool = False) -> list:
+    """Legend patches for thick ice, thin ice, open water (and unlabelled, no-data), in
+    :data:`CLASS_ORDER`."""
     from matplotlib.patches import Patch
 
     handles = [Patch(facecolor=class_colour(c), edgecolor="0.3", label=CLASS_NAMES[c])
                for c in CLASS_ORDER]
+    if unlabelled:
+        handles.append(Patch(facecolor=class_colour(UNLABELLED), edgecolor="0.3",
+                             label=UNLABELLED_NAME))
     if nodata:
         handles.append(Patch(facecolor=class_colour(NODATA), edgecolor="0.3", label=nodata_label))
     return handles
 
 
 def add_class_legend(target, *, nodata: bool = True, nodata_label: str = _NODATA_LABEL,
-                     loc: str = "lower center", ncol: int | None = None, **kwargs: Any):
-    """Add the class legend to a Figure (below the panels by default) or an Axes.
+                     unlabelled: bool = False, loc: str = "lower center",
+                     ncol: int | None = None, **kwargs: Any):
+    """Add the class legend to a Figure (below the panels by default) or an Axes; with
+    ``unlabelled``, also the unlabelled code's colour (thresholds with allowed gaps).
 
     Returns the :class:`matplotlib.legend.Legend`.
     """
-    handles = class_legend_handles(nodata=nodata, nodata_label=nodata_label)
+    handles = class_legend_handles(nodata=nodata, nodata_label=nodata_label,
+                                   unlabelled=unlabelled)
     ncol = ncol or len(handles)
     if hasattr(target, "add_subplot"):  # a Figure
         kwargs.setdefault("bbox_to_anchor", (0.5, 0.0))
@@ -191,7 +200,10 @@ def panel_figure(rows: Sequence[Sequence[Panel | None]], *, row_titles: Sequence
                         top=1 - (0.35 + (0.3 if suptitle else 0.0)) / fig.get_figheight(),
                         wspace=0.04, hspace=0.25)
     if legend:
-        add_class_legend(fig)
+        unlabelled = any(p is not None and p.resolved_kind() == "labels"
+                         and bool(np.any(np.asarray(p.array) == UNLABELLED))
+                         for r in rows for p in r)
+        add_class_legend(fig, unlabelled=unlabelled)
     return fig
 
 
@@ -212,8 +224,8 @@ def class_fraction_bars(fractions: Mapping[str, Mapping[str, float]], *, ax=None
     fractions : mapping of str to mapping of str to float
         ``{bar label: {class name: fraction}}``; class names as in
         :data:`seaice_utils.core.classes.CLASS_NAMES` (``"thick ice"``, ``"thin ice"``, ``"open
-        water"``). Any other key (e.g. ``"unlabelled"``) is stacked after them in black. NaN counts
-        as 0. Bars are drawn top to bottom in the mapping's order.
+        water"``). ``"unlabelled"`` is stacked after them in its colour (magenta), any other key in
+        black. NaN counts as 0. Bars are drawn top to bottom in the mapping's order.
     ax : matplotlib Axes, optional
         Draw into it; by default a new figure is made.
     title : str, optional
@@ -230,6 +242,7 @@ def class_fraction_bars(fractions: Mapping[str, Mapping[str, float]], *, ax=None
     labels = list(fractions)
     cols = _fraction_columns(fractions)
     by_name = {CLASS_NAMES[c]: c for c in CLASS_ORDER}
+    by_name[UNLABELLED_NAME] = UNLABELLED
     if ax is None:
         fig = new_figure((8.0, 0.4 * len(labels) + 1.0))
         ax = fig.add_subplot(1, 1, 1)

@@ -16,7 +16,7 @@ from typing import Mapping
 
 import numpy as np
 
-from seaice_utils.core.classes import CLASS_NAMES, NODATA
+from seaice_utils.core.classes import CLASS_NAMES, NODATA, UNLABELLED
 from seaice_utils.errors import InputError
 
 __all__ = ["N_CLASSES", "valid_mask", "confusion_counts", "confusion_percent", "pixel_accuracy",
@@ -35,9 +35,15 @@ def _check_pair(pred: np.ndarray, ref: np.ndarray) -> None:
 
 
 def valid_mask(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Pixels that are data in both maps."""
+    """Pixels that are data and labelled in both maps (no-data 255 and unlabelled 254, which
+    auto-labels have only with ``autolabel.allow_gaps``, are left out of every metric; the
+    sidecars count unlabelled pixels apart).
+
+    >>> valid_mask(np.array([0, 254, 1, 255]), np.array([0, 1, 254, 2])).tolist()
+    [True, False, False, False]
+    """
     _check_pair(pred, ref)
-    return (pred != NODATA) & (ref != NODATA)
+    return (pred != NODATA) & (ref != NODATA) & (pred != UNLABELLED) & (ref != UNLABELLED)
 
 
 def confusion_counts(pred: np.ndarray, ref: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:

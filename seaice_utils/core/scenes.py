@@ -11,28 +11,52 @@ Inputs accepted
 * 16-bit Sentinel-2 digital numbers (reflectance x 10000) in a TIFF with any band order: the
   caller says which file bands are red, green and blue (1-based, ``bands=(1, 2, 3)`` by default)
   and the image is converted with the linear stretch below.
+* Float reflectance (float32/float64 GeoTIFFs as Earth Engine, SNAP or xarray write them), with
+  the same band choice and stretch (see *The scale* below).
 
 The stretch
 -----------
 ``uint8 = clip(round(255 * (DN / scale + offset) / reflectance_max), 0, 255)`` with
-``scale = 10000``, ``offset = 0`` and ``reflectance_max = 1.0`` by default, i.e. reflectance
-0..1 maps linearly onto 0..255. With this stretch the paper's thresholds V = 30 and V = 205 mean
-reflectance of about 0.12 (water / thin ice) and 0.80 (thin / thick ice). A display stretch such as
-0..0.3 would saturate all ice to "thick" and must not be used for labelling.
+``offset = 0`` and ``reflectance_max = 1.0`` by default, i.e. reflectance 0..1 maps linearly onto
+0..255. With this stretch the paper's thresholds V = 30 and V = 205 mean reflectance of about 0.12
+(water / thin ice) and 0.80 (thin / thick ice). A display stretch such as 0..0.3 would saturate all
+ice to "thick" and must not be used for labelling.
+
+The scale
+---------
+``scale`` is how many units of the file make reflectance 1. Given (``Stretch(scale=...)``, the
+command line's ``--scale``), it is used as is. Left out (``Stretch()``), it is decided by the data
+and never guessed silently:
+
+* integer input (Sentinel-2 DN): 10000, as always;
+* float input whose valid values (not no-data, finite) all lie within
+  :data:`FLOAT_REFLECTANCE_RANGE` (-0.2..1.5) is reflectance: scale 1. The margin above 1 keeps
+  bright snow and cloud (top-of-atmosphere reflectance above 1 is common at low sun over
+  Antarctic snow) and the margin below 0 keeps atmospherically corrected water and baseline-04
+  L2A values (down to -0.1); the other common float encodings (DN 0..10000 stored as float,
+  8-bit values 0..255 stored as float) reach far above 1.5;
+* any other float input is an :class:`~seaice_utils.errors.InputError` that names the file, the
+  value range found and the option to pass (``--scale`` / ``Stretch(scale=...)``).
+
+The scene's ``meta`` records ``reflectance_scale`` (the scale used) and
+``reflectance_scale_source`` (``"given"``, ``"detected: float values within -0.2..1.5"`` or
+``"default for integer input"``); the labelling and prediction sidecars carry them.
 
 No-data
 -------
 Pixels that are 0 in every band (Sentinel-2's fill value), or equal to a given ``nodata`` value in
-every band, are no-data. Their RGB values are set to 0.
+every band, are no-data; so are float pixels with a non-finite value (NaN, inf) in a red, green or
+blue band. Their RGB values are set to 0.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -45,10 +69,13 @@ __all__ = [
     "Scene",
     "Stretch",
     "IMAGE_SUFFIXES",
+    "FLOAT_REFLECTANCE_RANGE",
+    "reflectance_scale",
     "stretch_reflectance",
     "nodata_mask",
     "as_scene",
     "read_scene",
+    "json_bytes",
     "read_image",
     "write_png",
     "write_json",
@@ -63,14 +90,23 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+#: Float input whose valid values all lie within this range is reflectance (scale 1); see the
+#: module docstring for the margins.
+FLOAT_REFLECTANCE_RANGE = (-0.2, 1.5)
+#: Scale of integer input (Sentinel-2 digital numbers) when none is given.
+DN_SCALE = 10000.0
+
+
 @dataclass(frozen=True)
 class Stretch:
-    """Linear stretch from Sentinel-2 digital numbers to 8-bit.
+    """Linear stretch from reflectance (digital numbers or float) to 8-bit.
 
     Parameters
     ----------
-    scale : float
-        Digital number per unit reflectance (10000 for Sentinel-2).
+    scale : float, optional
+        Units per reflectance 1 (10000 for Sentinel-2 DN, 1 for float reflectance). None (the
+        default): 10000 for integer input, 1 for float input that is reflectance, an error for
+        other float input (see :func:`reflectance_scale`).
     offset : float
         Added to ``DN / scale`` (use -0.1 for L2A products of processing baseline >= 04.00,
         whose DNs carry ``BOA_ADD_OFFSET = -1000``).
@@ -78,19 +114,28 @@ class Stretch:
         Reflectance mapped to 255 (1.0 by default; values above are clipped).
     """
 
-    scale: float = 10000.0
+    scale: float | None = None
     offset: float = 0.0
     reflectance_max: float = 1.0
 
     def __post_init__(self) -> None:
-        if not self.scale > 0:
-            raise InputError(f"stretch scale must be > 0 (got {self.scale})")
-        if not self.reflectance_max > 0:
-            raise InputError(f"stretch reflectance_max must be > 0 (got {self.reflectance_max})")
+        if self.scale is not None and not (math.isfinite(self.scale) and self.scale > 0):
+            raise InputError(f"stretch scale must be a finite number > 0 (got {self.scale})")
+        if not (math.isfinite(self.reflectance_max) and self.reflectance_max > 0):
+            raise InputError(f"stretch reflectance_max must be a finite number > 0 (got "
+                             f"{self.reflectance_max})")
+        if not math.isfinite(self.offset):
+            raise InputError(f"stretch offset must be a finite number (got {self.offset})")
 
     def describe(self) -> str:
-        return (f"uint8 = clip(round(255 * (DN / {self.scale:g} + {self.offset:g}) / "
+        scale = "scale" if self.scale is None else f"{self.scale:g}"
+        text = (f"uint8 = clip(round(255 * (DN / {scale} + {self.offset:g}) / "
                 f"{self.reflectance_max:g}), 0, 255)")
+        if self.scale is None:
+            lo, hi = FLOAT_REFLECTANCE_RANGE
+            text += (f", scale {DN_SCALE:g} for integer input, 1 for float input within "
+                     f"{lo:g}..{hi:g}")
+        return text
 
 
 @dataclass
@@ -161,28 +206,92 @@ def nodata_mask(bands: np.ndarray, nodata: float | None = None) -> np.ndarray:
     return np.all(bands == fill, axis=-1)
 
 
-def stretch_reflectance(dn: np.ndarray, stretch: Stretch = Stretch()) -> np.ndarray:
-    """Linear stretch of Sentinel-2 digital numbers to uint8 (see module docstring).
+def reflectance_scale(values: np.ndarray, stretch: Stretch = Stretch(), *,
+                      valid: np.ndarray | None = None, name: str = "image") -> tuple[float, str]:
+    """The scale of a stretch for these values, and where it came from.
+
+    Parameters
+    ----------
+    values : (H, W, C) integer or float ndarray
+        The bands to be stretched.
+    stretch : Stretch
+        A given ``stretch.scale`` is used as is.
+    valid : (H, W) bool ndarray, optional
+        Pixels that carry data (default: all); only these, and only finite values, decide
+        whether float input is reflectance.
+    name : str
+        The file or scene named in the error.
+
+    Returns
+    -------
+    scale : float
+    source : str
+        ``"given"``, ``"default for integer input"`` or ``"detected: ..."``.
+
+    Raises
+    ------
+    InputError
+        Float values outside :data:`FLOAT_REFLECTANCE_RANGE` and no scale given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> reflectance_scale(np.array([[[0.05, 0.8, 1.2]]], np.float32))
+    (1.0, 'detected: float values within -0.2..1.5')
+    >>> reflectance_scale(np.array([[[120, 8000]]], np.uint16))
+    (10000.0, 'default for integer input')
+    """
+    if stretch.scale is not None:
+        return float(stretch.scale), "given"
+    if not np.issubdtype(values.dtype, np.floating):
+        return DN_SCALE, "default for integer input"
+    lo_ok, hi_ok = FLOAT_REFLECTANCE_RANGE
+    v = values if valid is None else values[valid]
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return 1.0, "detected: float input without valid values"
+    lo, hi = float(v.min()), float(v.max())
+    if lo >= lo_ok and hi <= hi_ok:
+        return 1.0, f"detected: float values within {lo_ok:g}..{hi_ok:g}"
+    raise InputError(
+        f"{name}: float values {lo:g}..{hi:g} are not reflectance (float input is read as "
+        f"reflectance only when its valid values lie within {lo_ok:g}..{hi_ok:g}); give the "
+        "units per reflectance 1 with --scale (Stretch(scale=...) in Python), e.g. --scale 10000 "
+        "for digital numbers stored as float, --scale 255 for 8-bit values stored as float")
+
+
+def stretch_reflectance(dn: np.ndarray, stretch: Stretch = Stretch(), *,
+                        valid: np.ndarray | None = None, name: str = "image") -> np.ndarray:
+    """Linear stretch of reflectance (Sentinel-2 DN or float) to uint8 (see module docstring).
 
     Parameters
     ----------
     dn : (H, W, C) integer or float ndarray
-        Digital numbers (reflectance x ``stretch.scale``).
+        Digital numbers or reflectance (reflectance x the scale).
     stretch : Stretch
+        Without a scale: see :func:`reflectance_scale` (``valid`` and ``name`` are passed on).
+    valid : (H, W) bool ndarray, optional
+    name : str
 
     Returns
     -------
     (H, W, C) uint8 ndarray
+        Non-finite values (NaN, inf) give 0.
 
     Examples
     --------
     >>> import numpy as np
     >>> stretch_reflectance(np.array([[[0, 1200, 8000, 10000, 12000]]], dtype=np.uint16)).tolist()
     [[[0, 31, 204, 255, 255]]]
+    >>> stretch_reflectance(np.array([[[0.0, 0.12, 0.8, 1.0, 1.2]]], dtype=np.float32)).tolist()
+    [[[0, 31, 204, 255, 255]]]
     """
     if not (np.issubdtype(dn.dtype, np.integer) or np.issubdtype(dn.dtype, np.floating)):
         raise InputError(f"reflectance must be integer or float (got dtype {dn.dtype})")
-    refl = dn.astype(np.float32) / np.float32(stretch.scale) + np.float32(stretch.offset)
+    scale, _ = reflectance_scale(dn, stretch, valid=valid, name=name)
+    refl = dn.astype(np.float32) / np.float32(scale) + np.float32(stretch.offset)
+    if np.issubdtype(dn.dtype, np.floating):
+        refl = np.where(np.isfinite(refl), refl, np.float32(0))
     out = np.rint(refl * np.float32(255.0 / stretch.reflectance_max))
     return np.clip(out, 0, 255).astype(np.uint8)
 
@@ -194,14 +303,21 @@ def as_scene(bands: np.ndarray, *, name: str = "scene", bands_rgb: Sequence[int]
 
     Parameters
     ----------
-    bands : (H, W) or (H, W, C) ndarray, uint8 or uint16 (or float reflectance DNs)
+    bands : (H, W) or (H, W, C) ndarray, uint8, uint16 or float
         Bands in file order.
     bands_rgb : sequence of 3 ints, optional
         1-based file bands holding red, green, blue. Default (1, 2, 3).
     nodata : number, optional
         Fill value (default 0 in every band). For 8-bit RGBA input alpha == 0 is no-data as well.
     stretch : Stretch, optional
-        Applied to non-uint8 input; default :class:`Stretch()`.
+        Applied to non-uint8 input; default :class:`Stretch()` (scale from the data, see
+        :func:`reflectance_scale`). The scale used and its source go into ``meta``.
+
+    Raises
+    ------
+    InputError
+        Float input that is not reflectance 0..1 and no ``stretch.scale`` (see the module
+        docstring), bad shapes, band choices or dtypes.
     """
     meta = dict(meta or {})
     if bands.ndim == 2:
@@ -233,6 +349,8 @@ def as_scene(bands: np.ndarray, *, name: str = "scene", bands_rgb: Sequence[int]
     mask = nodata_mask(sel, nodata)
     if alpha_nodata is not None:
         mask |= alpha_nodata
+    if np.issubdtype(sel.dtype, np.floating):
+        mask |= ~np.all(np.isfinite(sel), axis=-1)
     meta.update(dtype_in=str(bands.dtype), bands_rgb=list(bands_rgb),
                 nodata_value=0 if nodata is None else nodata)
     if sel.dtype == np.uint8:
@@ -242,8 +360,11 @@ def as_scene(bands: np.ndarray, *, name: str = "scene", bands_rgb: Sequence[int]
         raise InputError(f"image {name!r} has unsupported dtype {sel.dtype}")
     else:
         st = stretch or Stretch()
+        scale, source = reflectance_scale(sel, st, valid=~mask, name=meta.get("path", name))
+        st = replace(st, scale=scale)
         rgb = stretch_reflectance(sel, st)
-        meta["stretch"] = st.describe()
+        meta.update(stretch=st.describe(), reflectance_scale=scale,
+                    reflectance_scale_source=source)
     rgb = rgb.copy()
     rgb[mask] = 0
     return Scene(rgb=rgb, nodata=mask, name=name, meta=meta)
@@ -369,6 +490,29 @@ def write_png(path: str | os.PathLike, image: np.ndarray, *, compression: int = 
     atomic_write_bytes(path, buf.tobytes())
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, inf) replaced by None, recursively."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as indented, key-sorted JSON that strict parsers accept (NaN and inf -> null).
+
+    >>> json_bytes({"b": float("nan"), "a": [1.5, float("inf")]}).decode()
+    '{\\n  "a": [\\n    1.5,\\n    null\\n  ],\\n  "b": null\\n}\\n'
+    """
+    return (json.dumps(_finite(obj), indent=2, sort_keys=True, default=str,
+                       allow_nan=False) + "\n").encode()
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+    """Write ``obj`` as indented JSON (:func:`json_bytes`), atomically."""
+    atomic_write_bytes(path, json_bytes(obj))

@@ -41,12 +41,17 @@ import numpy as np
 from seaice_utils.core.scenes import check_rgb
 from seaice_utils.core.tiling import iter_tiles, pad_to_multiple
 from seaice_utils.errors import InputError
-from seaice_utils.labelling.kernels import SMALL, mask255, median_blur, minmax_u8, value_channel
+from seaice_utils.labelling.kernels import (MEDIAN_KERNEL_MAX, SMALL, mask255, median_blur,
+                                           minmax_u8, value_channel)
 
-__all__ = ["FilterParams", "LEVEL_WATER", "LEVEL_THIN", "LEVEL_THICK", "thin_cloud_shadow_filter",
-           "filter_steps", "filter_fast", "levels_to_rgb"]
+__all__ = ["FilterParams", "LEVEL_WATER", "LEVEL_THIN", "LEVEL_THICK", "DILATION_MAX",
+           "thin_cloud_shadow_filter", "filter_steps", "filter_fast", "levels_to_rgb"]
 
 LEVEL_WATER, LEVEL_THIN, LEVEL_THICK = 0, 155, 255
+#: Largest dilation kernel side, the median aperture's bound: the dilation closes small dark
+#: gaps before the median estimates the background, and a kernel wider than any median window
+#: would turn that estimate into a local maximum.
+DILATION_MAX = MEDIAN_KERNEL_MAX
 
 
 @dataclass(frozen=True)
@@ -56,19 +61,29 @@ class FilterParams:
     Parameters
     ----------
     water_v_max : int
-        Step 1: pixels with HSV value V <= this are water (30).
+        Step 1: pixels with HSV value V <= this are water (30); below ``thick_threshold``.
     dilation : int
-        Step 4: side of the square dilation kernel of ones (7).
+        Step 4: side of the square dilation kernel of ones (7; 1..255).
     median_kernel : int
-        Step 5: aperture of the median blur that estimates the background (155, odd).
+        Step 5: aperture of the median blur that estimates the background (155; odd, 3..255:
+        see :data:`~seaice_utils.labelling.kernels.MEDIAN_KERNEL_MAX`).
     truncation : int
-        Step 9: values above it are truncated to it (235).
+        Step 9: values above it are truncated to it (235; 1..255, 0 would make every pixel thin).
     thick_threshold : int
-        Step 11: filtered value at or above which a pixel is thick ice (205).
+        Step 11: filtered value at or above which a pixel is thick ice (205; 1..255, 0 would
+        leave no thin ice).
     apply_to : {"scene", "tile"}
         Run once over the whole scene (default) or independently per tile.
     tile_size : int
         Tile size for ``apply_to="tile"`` (256).
+
+    Raises
+    ------
+    InputError
+        A constant out of its range, or ``water_v_max`` not below ``thick_threshold`` (the
+        filter's water is the dark end and thick ice the bright end of the same 0..255 scale, as
+        the paper's 30 and 205; inverted, the dark pixels it calls water would be brighter than
+        those it calls thick ice).
     """
 
     water_v_max: int = 30
@@ -80,19 +95,28 @@ class FilterParams:
     tile_size: int = 256
 
     def __post_init__(self) -> None:
-        for key in ("water_v_max", "truncation", "thick_threshold"):
+        for key, lo in (("water_v_max", 0), ("truncation", 1), ("thick_threshold", 1)):
             v = getattr(self, key)
-            if not isinstance(v, (int, np.integer)) or not 0 <= v <= 255:
-                raise InputError(f"filter {key} must be an integer in 0..255 (got {v!r})")
-        if not isinstance(self.dilation, (int, np.integer)) or self.dilation < 1:
-            raise InputError(f"filter dilation must be an integer >= 1 (got {self.dilation!r})")
-        mk = self.median_kernel
-        if not isinstance(mk, (int, np.integer)) or mk < 3 or mk % 2 == 0:
-            raise InputError(f"filter median_kernel must be an odd integer >= 3 (got {mk!r})")
+            if not isinstance(v, (int, np.integer)) or not lo <= v <= 255:
+                raise InputError(f"filter.{key}: must be an integer in {lo}..255 (got {v!r})")
+        d = self.dilation
+        if not isinstance(d, (int, np.integer)) or not 1 <= d <= DILATION_MAX:
+            raise InputError(f"filter.dilation: must be an integer in 1..{DILATION_MAX} "
+                             f"(got {d!r})")
+        mk, mk_max = self.median_kernel, MEDIAN_KERNEL_MAX
+        if not isinstance(mk, (int, np.integer)) or not 3 <= mk <= mk_max or mk % 2 == 0:
+            raise InputError(f"filter.median_kernel: must be an odd integer in 3..{mk_max} "
+                             f"(got {mk!r}; OpenCV's 8-bit median counts its window in 16-bit "
+                             "histogram buckets)")
         if self.apply_to not in ("scene", "tile"):
-            raise InputError(f"filter apply_to must be 'scene' or 'tile' (got {self.apply_to!r})")
+            raise InputError(f"filter.apply_to: must be 'scene' or 'tile' (got {self.apply_to!r})")
         if not isinstance(self.tile_size, (int, np.integer)) or self.tile_size < 8:
-            raise InputError(f"filter tile_size must be an integer >= 8 (got {self.tile_size!r})")
+            raise InputError(f"filter tile_size: must be an integer >= 8 (got {self.tile_size!r})")
+        if self.water_v_max >= self.thick_threshold:
+            raise InputError(
+                f"filter.water_v_max ({self.water_v_max}) must be below filter.thick_threshold "
+                f"({self.thick_threshold}): V <= water_v_max is water, filtered values >= "
+                "thick_threshold are thick ice, on the same 0..255 scale (the paper: 30 and 205)")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -11,7 +11,16 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["SMALL", "value_channel", "mask255", "minmax_u8", "median_blur"]
+from seaice_utils.errors import InputError
+
+__all__ = ["SMALL", "MEDIAN_KERNEL_MAX", "value_channel", "mask255", "minmax_u8", "median_blur"]
+
+#: Largest median aperture. For 8-bit images and apertures above 5 OpenCV's ``medianBlur`` uses
+#: the constant-time histogram median, whose histogram buckets are 16-bit counters: a window of
+#: ksize x ksize pixels must fit in 65535, and 255 (255 x 255 = 65025) is the largest odd aperture
+#: that does. Larger ones rely on counter wrap-around and, on OpenCV 4.11 from 363 on, fail with
+#: an assertion (``k < 16``), after a long run for huge apertures (100001: ~15 s per image).
+MEDIAN_KERNEL_MAX = 255
 
 
 def minmax_u8(img: np.ndarray) -> np.ndarray:
@@ -46,7 +55,14 @@ def median_blur(img: np.ndarray, ksize: int) -> np.ndarray:
     uniform 255 image). The median commutes with the order-reversing map ``v -> 255 - v`` (the
     window count is odd), and the image the filter blurs is bright (water painted white, then a
     dilation), so it is cheaper to blur the negative and negate the result.
+
+    ``ksize`` must be odd, 1..:data:`MEDIAN_KERNEL_MAX`.
     """
+    if not (isinstance(ksize, (int, np.integer)) and ksize % 2 == 1
+            and 1 <= ksize <= MEDIAN_KERNEL_MAX):
+        raise InputError(f"median aperture must be an odd integer in 1..{MEDIAN_KERNEL_MAX} "
+                         f"(got {ksize!r}): OpenCV's 8-bit median counts the window in 16-bit "
+                         "histogram buckets")
     if ksize <= 5 or img.size == 0 or cv2.mean(img)[0] < 127.5:
         return cv2.medianBlur(img, ksize)
     return cv2.bitwise_not(cv2.medianBlur(cv2.bitwise_not(img), ksize))

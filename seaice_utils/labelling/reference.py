@@ -131,14 +131,16 @@ def reference_segment(rgb: np.ndarray, thresholds: Thresholds = Thresholds(), *,
     Returns
     -------
     classes : (H, W) uint8 ndarray
-        0 water, 1 thin, 2 thick, 255 no-data or in no range.
+        0 water, 1 thin, 2 thick, 255 no-data; in no range: ``thresholds.unlabelled`` (255, or
+        254 with ``allow_gaps``).
     palette : (H, W, 3) uint8 ndarray
-        The labels painted green / blue / red (black where no class).
+        The labels painted green / blue / red (black where no class, magenta where unlabelled).
     """
     check_rgb(rgb)
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
-    classes = np.full(rgb.shape[:2], NODATA, np.uint8)
+    classes = np.full(rgb.shape[:2], thresholds.unlabelled, np.uint8)
     palette = np.zeros_like(rgb)
+    palette[:] = PALETTE[thresholds.unlabelled]
     ranges = {WATER: thresholds.water, THIN: thresholds.thin, THICK: thresholds.thick}
     for cls in (WATER, THIN, THICK):
         r = ranges[cls]

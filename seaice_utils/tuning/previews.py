@@ -4,7 +4,8 @@ filter, class fractions, agreement with the reference, and the class-fraction ta
 Class fractions
 ---------------
 Fractions are shares of the data pixels (not no-data) of a scene: ``open_water``, ``thin_ice``,
-``thick_ice`` and ``unlabelled`` (pixels whose colour falls in no HSV range); they sum to 1.
+``thick_ice`` and ``unlabelled`` (pixels whose colour falls in no HSV range: code 254 with
+``autolabel.allow_gaps``, 255 on a data pixel from thresholds built without it); they sum to 1.
 *Agreement* is the share of pixels with a reference class whose auto-label equals it; unlabelled
 pixels count as disagreeing.
 """
@@ -15,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from seaice_utils.core.classes import NODATA, THICK, THIN, WATER
+from seaice_utils.core.classes import NODATA, THICK, THIN, UNLABELLED, WATER
 from seaice_utils.errors import InputError
 from seaice_utils.labelling.autolabel import segment
 from seaice_utils.labelling.cloudfilter import levels_to_rgb, thin_cloud_shadow_filter
@@ -30,7 +31,7 @@ __all__ = ["VARIANTS", "FRACTION_COLUMNS", "class_shares", "agreement", "preview
 VARIANTS = ("no filter", "filter", "reference")
 #: Columns of the class-fraction table (in this order), and their class values.
 FRACTION_COLUMNS = {"open_water": WATER, "thin_ice": THIN, "thick_ice": THICK,
-                    "unlabelled": NODATA}
+                    "unlabelled": UNLABELLED}
 
 
 def class_shares(classes: np.ndarray, nodata: np.ndarray | None = None) -> dict[str, float]:
@@ -40,7 +41,7 @@ def class_shares(classes: np.ndarray, nodata: np.ndarray | None = None) -> dict[
     ----------
     classes : (H, W) uint8 ndarray
     nodata : (H, W) bool ndarray, optional
-        Pixels left out; 255 elsewhere counts as ``unlabelled``.
+        Pixels left out; 254, and 255 elsewhere, count as ``unlabelled``.
 
     Returns
     -------
@@ -51,12 +52,16 @@ def class_shares(classes: np.ndarray, nodata: np.ndarray | None = None) -> dict[
     >>> s = class_shares(np.array([[0, 1, 1, 255]], np.uint8), np.array([[0, 0, 0, 1]], bool))
     >>> {k: round(v, 3) for k, v in s.items()}
     {'open_water': 0.333, 'thin_ice': 0.667, 'thick_ice': 0.0, 'unlabelled': 0.0}
+    >>> s = class_shares(np.array([[0, 1, 254, 255]], np.uint8), np.array([[0, 0, 0, 1]], bool))
+    >>> {k: round(v, 3) for k, v in s.items()}
+    {'open_water': 0.333, 'thin_ice': 0.333, 'thick_ice': 0.0, 'unlabelled': 0.333}
     """
     data = np.ones(classes.shape, bool) if nodata is None else ~nodata
     n = int(data.sum())
     if n == 0:
         return {k: float("nan") for k in FRACTION_COLUMNS}
     counts = np.bincount(classes[data].ravel(), minlength=256)
+    counts[UNLABELLED] += counts[NODATA]          # 255 on a data pixel: in no range
     return {k: float(counts[v]) / n for k, v in FRACTION_COLUMNS.items()}
 
 
@@ -64,7 +69,7 @@ def agreement(labels: np.ndarray, truth: np.ndarray, nodata: np.ndarray | None =
     """Share of pixels with a reference class (not 255, not no-data) whose label equals it.
 
     Unlike :func:`seaice_utils.core.metrics.pixel_accuracy`, a pixel the labeller leaves
-    unlabelled (255) counts as a disagreement, so thresholds with gaps cannot look better than
+    unlabelled (254) counts as a disagreement, so thresholds with gaps cannot look better than
     they are.
 
     >>> import numpy as np

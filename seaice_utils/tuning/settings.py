@@ -16,21 +16,23 @@ A *setting* is a flat key naming one value of a profile:
 Note on the filter: with the filter on, the colour segmentation sees only the grey levels 0, 155
 and 255, so the HSV ranges matter there only through which class each level falls in; the filter
 constants (``water_v_max``, ``thick_threshold``, ...) decide the classes. :func:`threshold_warnings`
-says when the ranges leave V values unlabelled or map a level to an unexpected class.
+says when the ranges (allowed to by ``autolabel.allow_gaps``) leave colours unlabelled or overlap,
+or map a level to an unexpected class.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from seaice_utils.core.classes import CLASS_NAMES, NODATA, THICK, THIN, WATER
+from seaice_utils.core.classes import CLASS_NAMES, THICK, THIN, UNLABELLED_NAME, WATER
 from seaice_utils.errors import ParamsError
-from seaice_utils.labelling.autolabel import segment
+from seaice_utils.labelling.autolabel import segment, threshold_problems
 from seaice_utils.labelling.cloudfilter import (LEVEL_THICK, LEVEL_THIN, LEVEL_WATER,
                                                 levels_to_rgb)
 from seaice_utils.labelling.settings import thresholds
@@ -107,13 +109,14 @@ def apply_settings(params: dict, settings: Mapping[str, Any]) -> dict:
     Examples
     --------
     >>> from seaice_utils.params import defaults
-    >>> p = apply_settings(defaults(), {"autolabel.thin.upper.V": 220, "filter.dilation": 5})
+    >>> p = apply_settings(defaults(), {"autolabel.thin.upper.V": 220,
+    ...                                 "autolabel.thick.lower.V": 221, "filter.dilation": 5})
     >>> p["autolabel"]["thin"]["upper"], p["filter"]["dilation"]
     ([185, 255, 220], 5)
     >>> apply_settings(defaults(), {"filter.median_kernel": 154})
     Traceback (most recent call last):
     ...
-    seaice_utils.errors.ParamsError: filter.median_kernel: must be an integer >= 3, odd (got 154)
+    seaice_utils.errors.ParamsError: filter.median_kernel: must be an integer in 3..255, odd (got 154)
     """
     new = copy.deepcopy(load_params_dict(params))
     for key, value in settings.items():
@@ -144,45 +147,32 @@ def apply_settings(params: dict, settings: Mapping[str, Any]) -> dict:
 def threshold_warnings(params: dict) -> list[str]:
     """Things about a valid profile's HSV ranges that are legal but likely unintended.
 
-    * V values that fall in no class's range (their pixels come out unlabelled) — only checked
-      when every range leaves H and S unconstrained;
-    * ranges that overlap (the class painted last wins: water, then thin, then thick);
+    * gaps (colours in no class's range: their pixels come out *unlabelled*, code 254) and
+      overlaps (the class painted last wins: water, then thin, then thick) -- a profile holds
+      them only with ``autolabel.allow_gaps: true`` (without it they are errors); the messages
+      are those of :func:`seaice_utils.labelling.autolabel.threshold_problems`;
     * filter levels 0 / 155 / 255 that the ranges do not label water / thin / thick (then the
       filtered auto-label is not what the filter decided).
 
     >>> from seaice_utils.params import defaults
     >>> threshold_warnings(defaults())
     []
-    >>> p = apply_settings(defaults(), {"autolabel.thin.upper.V": 150})
+    >>> p = apply_settings(defaults(), {"autolabel.thin.upper.V": 150,
+    ...                                 "autolabel.allow_gaps": True})
     >>> threshold_warnings(p)  # doctest: +NORMALIZE_WHITESPACE
-    ['V 151..204 is in no class range (unlabelled)',
+    ["V 151..204 is in no class's range (autolabel.thin.upper.V = 150,
+      autolabel.thick.lower.V = 205)",
      'filter level 155 is labelled unlabelled, not thin ice']
     """
-    th = thresholds(params)
-    out = []
-    lut = th.value_lut()
-    if lut is not None:
-        gaps = np.flatnonzero(lut == NODATA)
-        if gaps.size:
-            runs = np.split(gaps, np.flatnonzero(np.diff(gaps) > 1) + 1)
-            spans = ", ".join(f"{r[0]}..{r[-1]}" if r.size > 1 else f"{r[0]}" for r in runs)
-            out.append(f"V {spans} {'is' if len(runs) == 1 else 'are'} in no class range "
-                       "(unlabelled)")
-    ranges = {"water": th.water, "thin": th.thin, "thick": th.thick}
-    order = ("water", "thin", "thick")  # paint order: the later class wins where ranges overlap
-    for i, a in enumerate(order):
-        for b in order[i + 1:]:
-            ra, rb = ranges[a], ranges[b]
-            lo = [max(x, y) for x, y in zip(ra.lower, rb.lower)]
-            hi = [min(x, y) for x, y in zip(ra.upper, rb.upper)]
-            if all(x <= y for x, y in zip(lo, hi)):
-                out.append(f"{a} and {b} ranges overlap at V {lo[2]}..{min(hi[2], 255)} "
-                           f"({b} wins there)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)   # said here instead
+        th = thresholds(params)
+    out = [p.message for p in threshold_problems(th)]
     levels = np.array([[LEVEL_WATER, LEVEL_THIN, LEVEL_THICK]], np.uint8)
     got = segment(levels_to_rgb(levels), th)[0]
     for level, want, have in zip(levels[0], (WATER, THIN, THICK), got):
         if have != want:
-            name = CLASS_NAMES.get(int(have), "unlabelled")
+            name = CLASS_NAMES.get(int(have), UNLABELLED_NAME)
             out.append(f"filter level {level} is labelled {name}, not {CLASS_NAMES[want]}")
     return out
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -19,6 +21,7 @@ import numpy as np
 from seaice_utils.core.classes import CLASS_NAMES, THICK, THIN, WATER
 from seaice_utils.errors import InputError, ParamsError
 from seaice_utils.labelling.cloudfilter import thin_cloud_shadow_filter
+from seaice_utils.labelling.kernels import MEDIAN_KERNEL_MAX
 from seaice_utils.labelling.settings import filter_params
 from seaice_utils.params import load_params_dict
 from seaice_utils.tuning.figures import panels_figure
@@ -81,16 +84,29 @@ def range_errors(settings: Mapping[str, Any]) -> list[str]:
     return out
 
 
+_BOUND_KEY = re.compile(r"autolabel\.(thick|thin|water)\.(lower|upper)\.([HSV])\b")
+_FILTER_KEY = re.compile(r"filter\.(" + "|".join(_FILTER_LABELS) + r")\b")
+
+
 def describe_error(message: str) -> str:
     """A settings error (``"section.key: must be ..."``) with the key replaced by the slider
     that holds it; messages about keys the tuner has no control for are returned unchanged.
+    Bounds and filter constants named inside the message (the HSV range and filter checks) are
+    said by their slider names too.
 
-    >>> describe_error("filter.median_kernel: must be an integer >= 3, odd (got 154)")
-    "'median kernel' (filter tab): must be an integer >= 3, odd (got 154)"
+    >>> describe_error("filter.median_kernel: must be an integer in 3..255, odd (got 154)")
+    "'median kernel' (filter tab): must be an integer in 3..255, odd (got 154)"
+    >>> describe_error("autolabel: V 151..204 is in no class's range "
+    ...                "(autolabel.thin.upper.V = 150, autolabel.thick.lower.V = 205)")
+    "HSV ranges: V 151..204 is in no class's range ('V upper' of thin ice = 150, 'V lower' of thick ice = 205)"
     """
     key, sep, rest = message.partition(": ")
     where = _slider(key) if sep else None
-    return f"{where}: {rest}" if where else message
+    if where is None and sep and key == "autolabel":
+        where = "HSV ranges"
+    text = f"{where}: {rest}" if where else message
+    text = _BOUND_KEY.sub(lambda m: f"'{m[3]} {m[2]}' of {CLASS_NAMES[_CLASS_VALUE[m[1]]]}", text)
+    return _FILTER_KEY.sub(lambda m: f"'{_FILTER_LABELS[m[1]]}'", text)
 
 
 def _metrics_html(pv: Mapping[str, Any], seconds: float) -> str:
@@ -197,7 +213,7 @@ class Tuner:
         wide = {"style": row_style, "max_width": "440px"}
         filt = [islider(f + "water_v_max", "water V max", 0, 255, **wide),
                 islider(f + "dilation", "dilation", 1, 31, **wide),
-                islider(f + "median_kernel", "median kernel", 3, 301, 2, **wide),
+                islider(f + "median_kernel", "median kernel", 3, MEDIAN_KERNEL_MAX, 2, **wide),
                 islider(f + "truncation", "truncation", 0, 255, **wide),
                 islider(f + "thick_threshold", "thick threshold", 0, 255, **wide)]
         self.controls[f + "apply_to"] = w.ToggleButtons(
@@ -313,7 +329,9 @@ class Tuner:
         problems = range_errors(settings)
         if not problems:
             try:
-                new = apply_settings(self.base_params, settings)
+                with warnings.catch_warnings():   # allowed gaps: said in the message line
+                    warnings.simplefilter("ignore", UserWarning)
+                    new = apply_settings(self.base_params, settings)
             except (ParamsError, InputError) as exc:
                 problems = [describe_error(str(exc))]
         if problems:
@@ -334,7 +352,8 @@ class Tuner:
                                          dpi=self.dpi)
         self.metrics.value = _metrics_html(pv, seconds)
         if pv["warnings"]:
-            self._say("note: " + html.escape("; ".join(pv["warnings"])), kind="warning")
+            self._say("note: " + html.escape("; ".join(describe_error(w) for w in pv["warnings"])),
+                      kind="warning")
         else:
             self._say(f"settings valid; previewing {html.escape(s.name)}")
         return True
