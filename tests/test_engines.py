@@ -18,7 +18,7 @@ from seaice_utils.engines.base import (ENGINES, JobSummary, check_engine, chunk,
                                        default_chunk_size, partition)
 from seaice_utils.errors import InputError, ParamsError, SeaIceError
 from seaice_utils.labelling import pipeline
-from seaice_utils.labelling.jobs import run_label_job
+from seaice_utils.labelling.jobs import LabelTask, run_label_job
 from seaice_utils.labelling.pipeline import (LabelOptions, is_done, output_paths, read_input,
                                              scene_from_bytes)
 from seaice_utils.params import load_params, load_params_dict
@@ -89,7 +89,9 @@ def test_sequential_and_multiprocessing_write_byte_identical_files(tile_folder, 
     assert a == b and len(a) == 3 * len(names)
     assert not any(n.startswith(("broken", "cut", "small")) or n.endswith(".tmp") for n in a)
     # the labels are the pipeline's: a file labelled alone gives the same bytes
-    pipeline.label_file(folder / f"{names[3]}.png", tmp_path / "one", OPTS)
+    one = folder / f"{names[3]}.png"
+    pipeline.label_file(one, tmp_path / "one", OPTS,
+                        fingerprint=LabelTask(tmp_path / "one", OPTS).fingerprint(one))
     for p in (tmp_path / "one").iterdir():
         assert p.read_bytes() == a[p.name]
 
@@ -100,11 +102,11 @@ def test_multiprocessing_labels_every_tile_exactly_once(tile_folder, tmp_path, m
     log = tmp_path / "calls.log"
     real = pipeline.label_file
 
-    def logged(path, out_dir, opts=LabelOptions()):
+    def logged(path, out_dir, opts=LabelOptions(), **kw):
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         os.write(fd, f"{Path(path).name}\n".encode())
         os.close(fd)
-        return real(path, out_dir, opts)
+        return real(path, out_dir, opts, **kw)
 
     monkeypatch.setattr(pipeline, "label_file", logged)
     s = run_label_job(folder, tmp_path / "out", OPTS, engine="multiprocessing", workers=3,
@@ -281,8 +283,8 @@ class _Upper(Task):
         self.pid = os.getpid()
         return {"engine": engine, "workers": workers}
 
-    def is_done(self, path):
-        return Path(path).name.startswith("done")
+    def state(self, path):
+        return "done" if Path(path).name.startswith("done") else "missing"
 
     def run(self, path):
         text = Path(path).read_text()

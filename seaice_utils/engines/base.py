@@ -31,8 +31,14 @@ The task protocol
 ``before_fork()`` / ``after_fork(state)``
     In the parent around the start of a forked worker pool (e.g. shrink a library's thread pool,
     which a forked child could otherwise not reconfigure), and to undo that.
-``is_done(path) -> bool``
-    Resume check: True when the outputs of ``path`` are complete.
+``output_paths(name) -> dict``, ``settings() -> dict``
+    The files one input named ``name`` gives (the sidecar, key ``"sidecar"``, last) and what
+    determines them (filter, thresholds, model hash, ...). From these the engine layer checks
+    the output folder before any work and :meth:`Task.state` answers the resume check with
+    :mod:`seaice_utils.engines.outputs` (complete set, checksums, fingerprint).
+``state(path) -> "done" | "changed" | "missing"``
+    Resume check: ``done`` skips the input, ``changed`` (outputs intact but made with other
+    settings or from another input) redoes it and counts it in :attr:`JobSummary.redone`.
 ``run(path) -> payload``
     The work on one file; raises one of ``errors`` for a bad input (reported by name in
     :attr:`JobSummary.failures`; anything else stops the job).
@@ -40,7 +46,7 @@ The task protocol
     Files every Spark executor needs (sent once per executor with ``SparkContext.addFile``).
 ``run_bytes(content, filename) -> (name, outputs)`` and ``publish(name, outputs)``
     Optional bytes mode (``bytes_mode = True``): the work on a file's bytes, returning its
-    encoded outputs, and writing them (:func:`publish_outputs`: atomically, as a set, the
+    encoded outputs, and writing them (:func:`~seaice_utils.engines.outputs.publish_set`: atomically, as a set, the
     sidecar last). Spark's ``binaryFile`` path uses it, so outputs can be written by the
     executors or collected to the driver. ``scratch(folder)`` gives a copy that writes
     elsewhere, for Spark's warm-up run.
@@ -60,18 +66,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TypeVar
 
-from seaice_utils.core.scenes import atomic_write_bytes
+from seaice_utils.engines.outputs import fingerprint, input_record, set_state, settings_digest
 from seaice_utils.errors import InputError, ParamsError, SeaIceError
 
 __all__ = ["ENGINES", "JobSummary", "Task", "chunk", "partition", "default_chunk_size",
-           "check_unique_names", "check_engine", "run_one", "publish_outputs"]
+           "check_unique_names", "check_engine", "run_one"]
 
 ENGINES = ("sequential", "multiprocessing", "spark")
 
 T = TypeVar("T")
 
 #: One file's outcome: (status, name, payload or error message); status is ``"done"``,
-#: ``"skipped"`` or ``"failed"``, name the file's stem (its name, with suffix, for failures).
+#: ``"redone"``, ``"skipped"`` or ``"failed"``, name the file's stem (its name, with suffix, for failures).
 Result = tuple[str, str, Any]
 
 
@@ -83,6 +89,9 @@ class JobSummary:
     ----------
     done, skipped : list of str
         Names (file stems) in input order.
+    redone : list of str
+        Names among ``done`` whose earlier outputs were made with other settings or from
+        another input (``resume`` redid them).
     failures : list of (file name, error message)
     results : list
         The task's payload of each ``done`` name (same order).
@@ -103,6 +112,7 @@ class JobSummary:
 
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    redone: list[str] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     results: list[Any] = field(default_factory=list)
     setups: dict[int, Any] = field(default_factory=dict)
@@ -126,12 +136,16 @@ class JobSummary:
         else:
             self.done.append(name)
             self.results.append(payload)
+            if status == "redone":
+                self.redone.append(name)
 
     def describe(self) -> str:
         s = (f"{self.engine} x{self.workers}: {self.n_inputs} inputs in "
              f"{self.seconds.get('total', float('nan')):.2f} s; ")
-        s += (f"{len(self.done)} {self.verb}, {len(self.skipped)} already done, "
-              f"{len(self.failures)} failed")
+        s += f"{len(self.done)} {self.verb}"
+        if self.redone:
+            s += f" ({len(self.redone)} redone: settings or input changed)"
+        s += f", {len(self.skipped)} already done, {len(self.failures)} failed"
         for name, err in self.failures:
             s += f"\n  FAILED {name}: {err}"
         return s
@@ -177,9 +191,37 @@ class Task:
         """Files to send once to every Spark executor."""
         return []
 
-    def is_done(self, path: str | os.PathLike) -> bool:
-        """True when the outputs of ``path`` are complete (``resume`` skips it)."""
-        return False
+    #: Output folder (absolute: Spark executors may run in another working directory).
+    out_dir: Path
+
+    def output_paths(self, name: str) -> dict[str, Path]:
+        """The output files of the input named ``name`` (file stem), the sidecar last."""
+        raise NotImplementedError
+
+    def settings(self) -> dict:
+        """Everything besides the input that determines its outputs (for the fingerprint)."""
+        return {}
+
+    def digest(self) -> str:
+        """Digest of :meth:`settings`, computed once per task object."""
+        d = self.__dict__.get("_digest")
+        if d is None:
+            d = self.__dict__["_digest"] = settings_digest(self.settings())
+        return d
+
+    def fingerprint(self, path: str | os.PathLike | None = None, *,
+                    content: bytes | None = None, name: str | None = None) -> dict:
+        """The fingerprint of one input's outputs (from its file, or its bytes and name)."""
+        return fingerprint(self.digest(), input_record(path, content=content, name=name))
+
+    def state(self, path: str | os.PathLike) -> str:
+        """``"done"``, ``"changed"`` or ``"missing"`` (see :func:`~.outputs.set_state`)."""
+        path = Path(path)
+        try:
+            fp = self.fingerprint(path)
+        except OSError:
+            return "missing"                     # unreadable input: run it and report why
+        return set_state(self.output_paths(path.stem), fp)
 
     def run(self, path: str | os.PathLike) -> Any:
         """Process one file and return its payload; raise one of :attr:`errors` on bad input."""
@@ -199,25 +241,23 @@ class Task:
 
 
 def run_one(task: Task, path: str | os.PathLike, *, resume: bool = False) -> Result:
-    """Run ``task`` on one file for a batch job; never raises on bad input."""
+    """Run ``task`` on one file for a batch job; never raises on bad input.
+
+    With ``resume``, an input whose outputs are ``done`` is skipped and one whose outputs were
+    made with other settings (``changed``) is redone and reported as ``"redone"``.
+    """
     path = Path(path)
-    if resume and task.is_done(path):
-        return "skipped", path.stem, None
+    redo = False
+    if resume:
+        state = task.state(path)
+        if state == "done":
+            return "skipped", path.stem, None
+        redo = state == "changed"
     try:
         payload = task.run(path)
     except task.errors as exc:
         return "failed", path.name, str(exc) or type(exc).__name__
-    return "done", path.stem, payload
-
-
-def publish_outputs(paths: Mapping[str, Path], outputs: Mapping[str, bytes]) -> None:
-    """Write one input's outputs as a set: each file atomically, in the order of ``paths``.
-
-    Put the sidecar last in ``paths``: it then marks a complete set (a resume check that finds
-    it finds the other files too).
-    """
-    for key, path in paths.items():
-        atomic_write_bytes(path, outputs[key])
+    return ("redone" if redo else "done"), path.stem, payload
 
 
 def check_engine(engine: str, workers: int) -> None:

@@ -9,9 +9,31 @@ from typing import Any, Sequence
 
 from seaice_utils.engines.base import JobSummary, Task, check_engine, check_unique_names
 from seaice_utils.engines.local import run_multiprocessing, run_sequential
+from seaice_utils.engines.outputs import (check_collisions, check_output_folder, own_outputs,
+                                          remove_stale_temporaries)
 from seaice_utils.errors import ParamsError
 
-__all__ = ["run_job"]
+__all__ = ["run_job", "prepare_outputs"]
+
+
+def prepare_outputs(task: Task, inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """Check the task's output folder before any work and return the inputs to run.
+
+    The folder is created and must be writable; temporary files a killed run left there are
+    removed; files the task wrote earlier (recorded in its sidecars) are not inputs, even when
+    the output folder is the input folder; and no output may overwrite an input.
+    """
+    files = [Path(f) for f in inputs]
+    out = getattr(task, "out_dir", None)
+    if out is not None:
+        check_output_folder(out)
+        remove_stale_temporaries(out)
+        own = own_outputs(out)
+        files = [f for f in files if f.resolve() not in own]
+    check_unique_names(files)
+    if out is not None:
+        check_collisions(files, ((f, task.output_paths(f.stem)) for f in files))
+    return files
 
 
 def run_job(task: Task, inputs: Sequence[str | os.PathLike], *, engine: str = "sequential",
@@ -54,13 +76,14 @@ def run_job(task: Task, inputs: Sequence[str | os.PathLike], *, engine: str = "s
     ParamsError
         Unknown engine, ``workers`` < 1, Spark options for another engine.
     InputError
-        Two inputs with the same name (they would write the same outputs).
+        Two inputs with the same name (they would write the same outputs), an output folder
+        that is a file or cannot be written, outputs that would overwrite an input
+        (:func:`prepare_outputs`).
     """
     check_engine(engine, workers)
     if spark_options and engine != "spark":
         raise ParamsError(f"options {sorted(spark_options)} only apply to the spark engine")
-    files = [Path(f) for f in inputs]
-    check_unique_names(files)
+    files = prepare_outputs(task, inputs)
     if engine == "spark":
         from seaice_utils.engines.spark import run_spark_job
 

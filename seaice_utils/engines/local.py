@@ -55,7 +55,28 @@ def run_sequential(task: Task, files: Sequence[Path], summary: JobSummary, *,
 _WORKER: dict[str, Any] = {}
 
 
+def _end_with_parent() -> None:
+    """Make this pool worker end quietly when its parent does (killed, or gone): on Linux the
+    kernel sends it SIGKILL when the parent exits; elsewhere, a write to the parent's closed
+    result pipe ends it (SIGPIPE) instead of printing a BrokenPipeError traceback."""
+    import signal
+
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL))          # PR_SET_PDEATHSIG
+            if os.getppid() == 1:                       # the parent died before prctl
+                os._exit(0)
+        except (OSError, AttributeError):
+            pass
+
+
 def _init_worker(task: Task, workers: int, shipped: dict[str, str], resume: bool) -> None:
+    _end_with_parent()
     state = task.setup(engine="multiprocessing", workers=workers, shipped=shipped)
     _WORKER.update(task=task, resume=resume, state=state)
 

@@ -41,17 +41,15 @@ cluster on this machine. Spark and pandas are imported inside the functions.
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 import tempfile
 import time
 import urllib.parse
 import uuid
-import zipfile
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from seaice_utils.engines.base import JobSummary, Task, check_unique_names
+from seaice_utils.engines.session import package_zip, spark_home, spark_session
 from seaice_utils.errors import ParamsError, SeaIceError
 
 __all__ = ["spark_home", "package_zip", "spark_session", "run_spark_job", "warm_up",
@@ -59,120 +57,6 @@ __all__ = ["spark_home", "package_zip", "spark_session", "run_spark_job", "warm_
 
 OUTPUT_MODES = ("executors", "driver")
 _GLOB_SPECIAL = "\\*?[]{}"
-
-
-def spark_home() -> Path:
-    """``$SPARK_HOME`` if set, else the installed pyspark package folder (it holds bin/, jars/)."""
-    if os.environ.get("SPARK_HOME"):
-        return Path(os.environ["SPARK_HOME"])
-    import pyspark
-
-    return Path(pyspark.__file__).resolve().parent
-
-
-def package_zip(dest_dir: str | os.PathLike) -> Path:
-    """Zip the ``seaice_utils`` package (its .py files, subpackages included) into
-    ``dest_dir/seaice_utils.zip``."""
-    import seaice_utils
-
-    pkg = Path(seaice_utils.__path__[0]).resolve()
-    out = Path(dest_dir) / "seaice_utils.zip"
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for p in sorted(pkg.rglob("*.py")):
-            zf.write(p, f"seaice_utils/{p.relative_to(pkg).as_posix()}")
-    return out
-
-
-def _is_local_master(master: str) -> bool:
-    return master.startswith("local") or master.startswith(("spark://127.0.0.1",
-                                                            "spark://localhost"))
-
-
-def spark_session(master: str = "local[2]", *, app_name: str = "seaice",
-                  conf: dict[str, Any] | None = None, progress: bool = True,
-                  driver_memory: str = "2g", batch_size: int = 64, ship_package: bool = True,
-                  quick_jit: bool = True):
-    """Start (or join) a SparkSession set up for jobs over many files.
-
-    Parameters
-    ----------
-    master : str
-        ``local[N]``, ``local[N,F]`` (F = attempts per task) or ``spark://host:port``.
-    app_name : str
-        The application's name (the cluster's UI and status list it).
-    conf : dict, optional
-        Extra Spark settings (they win over the defaults set here).
-    progress : bool
-        Spark's console progress bar.
-    driver_memory : str
-        Driver JVM heap (takes effect only when this call starts the JVM).
-    batch_size : int
-        Files per Arrow batch handed to a Python worker.
-    ship_package : bool
-        Zip ``seaice_utils`` and ``addPyFile`` it, so executors can import it.
-    quick_jit : bool
-        Run the driver and executor JVMs with ``-XX:TieredStopAtLevel=1`` (the client JIT
-        only). The JVM's share of these jobs is moving bytes (file -> Arrow -> Python); the
-        optimising compiler's threads cost more CPU than they save over a job of seconds to
-        minutes (measured: about 2.5x less JVM CPU time on 2112 tiles).
-
-    Returns
-    -------
-    pyspark.sql.SparkSession
-    """
-    from pyspark.sql import SparkSession
-
-    settings: dict[str, Any] = {
-        "spark.pyspark.python": sys.executable,
-        "spark.pyspark.driver.python": sys.executable,
-        "spark.driver.memory": driver_memory,
-        "spark.ui.showConsoleProgress": "true" if progress else "false",
-        "spark.sql.execution.arrow.maxRecordsPerBatch": str(batch_size),
-        "spark.python.worker.reuse": "true",
-        "spark.sql.files.openCostInBytes": "1",   # size partitions by bytes, not by file count
-    }
-    if quick_jit:
-        settings["spark.driver.extraJavaOptions"] = "-XX:TieredStopAtLevel=1"
-        settings["spark.executor.extraJavaOptions"] = "-XX:TieredStopAtLevel=1"
-    if _is_local_master(master):
-        settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
-                         "spark.ui.enabled": "false"})
-    settings.update(conf or {})
-    active = SparkSession.getActiveSession()
-    if active is not None and active.sparkContext.master != master:
-        raise ParamsError(f"a Spark session with master {active.sparkContext.master} is already "
-                          f"running in this process; stop it before asking for {master}, or "
-                          "pass it as spark=")
-    builder = SparkSession.builder.master(master).appName(app_name)
-    for k, v in settings.items():
-        builder = builder.config(k, str(v))
-    # PySpark takes the workers' Python from PYSPARK_PYTHON when it makes the context
-    before = os.environ.get("PYSPARK_PYTHON")
-    os.environ["PYSPARK_PYTHON"] = str(settings["spark.pyspark.python"])
-    try:
-        spark = builder.getOrCreate()
-    finally:
-        if before is None:
-            os.environ.pop("PYSPARK_PYTHON", None)
-        else:
-            os.environ["PYSPARK_PYTHON"] = before
-    spark.sparkContext.setLogLevel("ERROR")
-    if ship_package:
-        spark.sparkContext.addPyFile(str(package_zip(_zip_dir())))
-    return spark
-
-
-_ZIP_DIR: list[Path] = []
-
-
-def _zip_dir() -> Path:
-    """A folder for the package zip, one per process, removed when the process exits."""
-    if not _ZIP_DIR:
-        import atexit
-
-        _ZIP_DIR.append(Path(tempfile.mkdtemp(prefix="seaice-spark-")))
-        atexit.register(shutil.rmtree, _ZIP_DIR[0], True)
-    return _ZIP_DIR[0]
 
 
 def _norm(f: Path) -> str:
@@ -363,7 +247,8 @@ def run_spark_job(task: Task, files: Sequence[str | os.PathLike], *, workers: in
     cache : bool
         Read all bytes into Spark's memory in the load phase (Table II timing).
     resume : bool
-        Skip files whose outputs are complete (``task.is_done``, checked on the driver).
+        Skip files whose outputs are complete and made with the same settings from the same
+        input (``task.state``, checked on the driver); redo the others.
     conf : dict, optional
         Extra settings for a new session.
     warm : bool
@@ -385,12 +270,15 @@ def run_spark_job(task: Task, files: Sequence[str | os.PathLike], *, workers: in
     files = [Path(f) for f in files]
     check_unique_names(files)
     summary = JobSummary(engine="spark", n_inputs=len(files), verb=task.verb)
-    todo = []
+    todo, changed = [], set()
     for f in files:
-        if resume and task.is_done(f):
+        state = task.state(f) if resume else "missing"
+        if state == "done":
             summary.skipped.append(f.stem)
         else:
             todo.append(f)
+            if state == "changed":
+                changed.add(f.stem)
     if spark is None and master is None:
         from pyspark.sql import SparkSession
 
@@ -415,6 +303,7 @@ def run_spark_job(task: Task, files: Sequence[str | os.PathLike], *, workers: in
     finally:
         if own:
             spark.stop()
+    summary.redone = [n for n in summary.done if n in changed]
     s = summary.seconds
     s["total"] = s["load"] + s["map"] + s["reduce"]
     return summary
@@ -455,7 +344,8 @@ def _run_bytes(spark, task: Task, todo: list[Path], *, output: str, batch_size: 
     if output == "driver":
         for r in rows:
             if r["status"] == "done":
-                task.publish(r["name"], {k: bytes(r[k]) for k in task.output_keys})
+                task.publish(r["name"], {k: None if r[k] is None else bytes(r[k])
+                                         for k in task.output_keys})
     t3 = time.perf_counter()
     if cache:
         df.unpersist()

@@ -28,7 +28,7 @@ from seaice_utils.labelling.cloudfilter import (FilterParams, levels_to_rgb,
                                                 thin_cloud_shadow_filter)
 
 __all__ = ["INPUT_KINDS", "ModelSettings", "norm_input", "read_model_settings", "load_model",
-           "input_from_layers", "model_input"]
+           "input_from_layers", "model_input", "model_io", "check_model"]
 
 #: Model inputs and their channel counts.
 INPUT_KINDS = {"filtered": 1, "grey": 1, "rgb": 3}
@@ -168,7 +168,7 @@ def read_model_settings(model_path: str | os.PathLike, *, input: str | None = No
         except (AttributeError, TypeError, ValueError) as exc:
             raise InputError(f"unreadable model settings {path}: {exc}") from exc
         if found:
-            source = str(path)
+            source = path.name                 # no absolute path in shareable outputs
             break
     if input is not None:
         found["input"] = norm_input(input, "the input override")
@@ -188,6 +188,60 @@ def read_model_settings(model_path: str | os.PathLike, *, input: str | None = No
 _MODELS: dict[tuple, tuple[Any, ModelSettings]] = {}
 
 register_cache(_MODELS)
+
+
+def _keras_config(model_path: Path) -> dict | None:
+    """The architecture of a ``.keras`` file (a zip with ``config.json``), read without Keras."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(model_path) as z:
+            return json.loads(z.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def model_io(model_path: str | os.PathLike) -> tuple[int | None, int | None]:
+    """(input channels, output classes) of a saved ``.keras`` model, read from its
+    architecture without TensorFlow; None for what cannot be told (another format)."""
+    cfg = _keras_config(Path(model_path))
+    try:
+        graph = cfg["config"]
+        layers = {lay["config"]["name"]: lay for lay in graph["layers"]}
+        shape = layers[graph["input_layers"][0][0]]["config"].get("batch_input_shape")
+        channels = int(shape[-1]) if shape and shape[-1] else None
+    except (TypeError, KeyError, IndexError, ValueError):
+        return None, None
+    classes, name, seen = None, graph["output_layers"][0][0], set()
+    while name in layers and name not in seen:          # back from the output to its last
+        seen.add(name)                                  # layer with filters or units
+        conf = layers[name]["config"]
+        if conf.get("filters") or conf.get("units"):
+            classes = int(conf.get("filters") or conf.get("units"))
+            break
+        try:
+            name = layers[name]["inbound_nodes"][0][0][0]
+        except (KeyError, IndexError, TypeError):
+            break
+    return channels, classes
+
+
+def check_model(model_path: str | os.PathLike, *, input: str | None = None,
+                n_classes: int = 3) -> ModelSettings:
+    """Check a saved model against what prediction needs, before any scene is read.
+
+    Raises :class:`InputError` naming the model when it is missing, when its output has another
+    number of classes than ``n_classes`` (thick ice, thin ice, open water) or when its input
+    channels do not match its input kind. Returns its settings (without loading TensorFlow).
+    """
+    p = Path(model_path)
+    if not p.is_file():
+        raise InputError(f"model not found: {p}")
+    channels, classes = model_io(p)
+    if classes is not None and classes != n_classes:
+        raise InputError(f"model {p.name} predicts {classes} classes; sea-ice maps need "
+                         f"{n_classes} (open water, thin ice, thick ice)")
+    return read_model_settings(p, input=input, channels=channels)
 
 
 def load_model(model_path: str | os.PathLike, *, input: str | None = None,

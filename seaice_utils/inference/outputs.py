@@ -1,9 +1,10 @@
 """What full-scene inference writes: class maps, GeoTIFFs, per-scene class areas.
 
 Class map (0 open water, 1 thin ice, 2 thick ice, 255 no-data), no-data stays no-data; a palette
-PNG (red thick, blue thin, green water); a GeoTIFF with the input's CRS and transform when it had
-them (:func:`write_geotiff`); and a per-scene summary of pixels, area (km^2) and fraction of each
-class (:func:`class_summary`), the number a polar scientist wants. The pixel area comes from the
+PNG (red thick, blue thin, green water); a Cloud-Optimised GeoTIFF with the input's CRS and
+transform when it had them (:func:`seaice_utils.core.geotiff.class_map_cog`); and a per-scene
+summary of pixels, area (km^2) and fraction of each class (:func:`class_summary`), the number a
+polar scientist wants. The pixel area comes from the
 transform (metres for projected CRSs, an approximation at the scene's centre latitude for
 geographic ones) or ``pixel_size_m`` (10 m, Sentinel-2's visible bands) without one
 (:func:`pixel_area_m2`).
@@ -20,12 +21,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from seaice_utils.core.classes import CLASS_NAMES, NODATA, PALETTE
+from seaice_utils.core.classes import CLASS_NAMES
 from seaice_utils.core.scenes import atomic_write_bytes
 from seaice_utils.errors import InputError
 
 __all__ = ["pixel_area_m2", "class_summary", "SUMMARY_COLUMNS", "write_summary_csv",
-           "write_geotiff", "output_paths"]
+           "output_paths"]
 
 
 def pixel_area_m2(meta: dict | None, shape: tuple[int, int] | None = None, *,
@@ -112,40 +113,6 @@ def write_summary_csv(path: str | os.PathLike, rows: Sequence[dict]) -> Path:
     wr.writerows(rows)
     atomic_write_bytes(path, buf.getvalue().encode())
     return Path(path)
-
-
-def write_geotiff(path: str | os.PathLike, classes: np.ndarray, *, crs: str,
-                  transform: Sequence[float]) -> Path:
-    """Write a class map as a single-band uint8 GeoTIFF (no-data 255, palette), atomically.
-
-    Parameters
-    ----------
-    classes : (H, W) uint8 ndarray
-    crs : str
-        WKT or any string rasterio understands (e.g. ``EPSG:32701``).
-    transform : 6 floats
-        Affine ``a, b, c, d, e, f`` (GDAL order as rasterio lists it).
-    """
-    import rasterio
-    from rasterio.transform import Affine
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.tif")
-    try:
-        with rasterio.open(tmp, "w", driver="GTiff", width=classes.shape[1],
-                           height=classes.shape[0], count=1, dtype="uint8", nodata=NODATA,
-                           crs=rasterio.crs.CRS.from_user_input(crs),
-                           transform=Affine(*list(transform)[:6]), compress="deflate") as dst:
-            dst.write(classes, 1)
-            dst.write_colormap(1, {c: (*PALETTE[c], 0 if c == NODATA else 255) for c in PALETTE})
-            dst.update_tags(1, classes="0 open water, 1 thin ice, 2 thick ice, 255 no data")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
 
 
 def output_paths(out_dir: str | os.PathLike, name: str) -> dict[str, Path]:

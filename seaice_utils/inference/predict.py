@@ -18,24 +18,34 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from seaice_utils.core.classes import to_palette
-from seaice_utils.core.scenes import Stretch, list_inputs, read_scene, write_json, write_png
-from seaice_utils.engines.base import ENGINES, Task, check_engine, check_unique_names
-from seaice_utils.engines.jobs import run_job
+import numpy as np
+
+from seaice_utils.core.classes import NODATA, THICK, THIN, WATER, to_palette
+from seaice_utils.core.geotiff import class_map_cog
+from seaice_utils.core.png import encode_png
+from seaice_utils.core.scenes import Stretch, json_bytes, list_inputs, read_scene
+from seaice_utils.engines.base import ENGINES, Task, check_engine
+from seaice_utils.engines.jobs import prepare_outputs, run_job
+from seaice_utils.engines.outputs import publish_set, sha256_file
 from seaice_utils.errors import InputError, SeaIceError
-from seaice_utils.inference.model import ModelSettings, load_model, model_input, norm_input
+from seaice_utils.inference.model import (ModelSettings, check_model, load_model, model_input,
+                                          norm_input)
 from seaice_utils.inference.outputs import (class_summary, output_paths, pixel_area_m2,
-                                            write_geotiff, write_summary_csv)
+                                            write_summary_csv)
 from seaice_utils.inference.runtime import RUNTIMES, make_predict_fn, register_cache
 from seaice_utils.inference.stitch import BLENDS, BORDERS, predict_scene
 from seaice_utils.labelling.cloudfilter import FilterParams
 
 __all__ = ["ENGINES", "PredictOptions", "predict_options", "PredictSummary", "PredictTask",
-           "predict_file", "predict_inputs"]
+           "predict_file", "predict_inputs", "check_classes"]
+
+#: The codes a predicted class map may hold: the classes and no-data.
+KNOWN_CODES = np.array(sorted((WATER, THIN, THICK, NODATA)), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -118,6 +128,7 @@ class PredictSummary:
 
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    redone: list[str] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)
     engine: str = "sequential"
@@ -130,8 +141,11 @@ class PredictSummary:
         return not self.failures
 
     def describe(self) -> str:
-        s = (f"{len(self.done)} predicted, {len(self.skipped)} already done, "
-             f"{len(self.failures)} failed ({self.engine}, {self.seconds:.1f} s)")
+        s = f"{len(self.done)} predicted"
+        if self.redone:
+            s += f" ({len(self.redone)} redone: settings, model or input changed)"
+        s += (f", {len(self.skipped)} already done, {len(self.failures)} failed "
+              f"({self.engine}, {self.seconds:.1f} s)")
         if self.summary_csv:
             s += f"; summary: {self.summary_csv}"
         for name, err in self.failures:
@@ -141,24 +155,35 @@ class PredictSummary:
 
 
 def _done_row(out_dir: Path, name: str) -> dict | None:
-    paths = output_paths(out_dir, name)
+    """The summary row a scene's sidecar recorded (for scenes ``resume`` skipped)."""
     try:
-        meta = json.loads(paths["sidecar"].read_text())
-    except (OSError, json.JSONDecodeError):
+        return json.loads(output_paths(out_dir, name)["sidecar"].read_text()).get("summary")
+    except (OSError, ValueError, AttributeError):
         return None
-    if not (paths["classes"].is_file() and paths["map"].is_file()):
-        return None
-    return meta.get("summary")
+
+
+def check_classes(classes: np.ndarray, shape: tuple[int, int], name: str) -> None:
+    """Raise :class:`SeaIceError` unless ``classes`` is a class map of the scene's shape
+    holding only the known codes (checked before anything of the scene is written)."""
+    if classes.shape != tuple(shape) or classes.dtype != np.uint8:
+        raise SeaIceError(f"{name}: the prediction has shape {classes.shape} {classes.dtype}, "
+                          f"expected {tuple(shape)} uint8; nothing written")
+    bad = np.setdiff1d(np.unique(classes), KNOWN_CODES)
+    if bad.size:
+        raise SeaIceError(f"{name}: the model predicted unknown class codes {bad.tolist()}; "
+                          "nothing written")
 
 
 def predict_file(path: str | os.PathLike, out_dir: str | os.PathLike, predict,
                  settings: ModelSettings, opts: PredictOptions = PredictOptions(), *,
-                 progress: bool = False) -> dict:
-    """Predict one scene file and write its outputs; return its summary row.
+                 progress: bool = False, fingerprint: dict | None = None) -> dict:
+    """Predict one scene file and publish its outputs as a set; return its summary row.
 
     Writes ``<name>_classes.png`` (0/1/2/255), ``<name>_map.png`` (palette),
     ``<name>_classes.tif`` (when the input has a CRS and transform) and ``<name>.json`` (last:
-    settings, options, timings, the summary row).
+    settings, options, timings, the summary row, the files written with their checksums and the
+    ``fingerprint`` for ``resume``). The class map is checked first (:func:`check_classes`):
+    a bad prediction writes nothing and leaves earlier outputs as they were.
     """
     t0 = time.perf_counter()
     path = Path(path)
@@ -173,14 +198,17 @@ def predict_file(path: str | os.PathLike, out_dir: str | os.PathLike, predict,
     t2 = time.perf_counter()
     area, area_src = pixel_area_m2(scene.meta, scene.shape, pixel_size_m=opts.pixel_size_m,
                                    default_pixel_size_m=opts.default_pixel_size_m)
+    check_classes(classes, scene.shape, path.name)
     row = class_summary(classes, pixel_area=area, name=scene.name, area_source=area_src)
     paths = output_paths(out_dir, scene.name)
-    write_png(paths["classes"], classes)
-    write_png(paths["map"], to_palette(classes))
+    outputs = {"classes": encode_png(classes), "map": encode_png(to_palette(classes))}
     geo = bool(opts.geotiff and scene.meta.get("crs") and scene.meta.get("transform"))
     if geo:
-        write_geotiff(paths["geotiff"], classes, crs=scene.meta["crs"],
-                      transform=scene.meta["transform"])
+        outputs["geotiff"] = class_map_cog(classes, crs=scene.meta["crs"],
+                                           transform=scene.meta["transform"])
+    if not np.any(~scene.nodata):
+        warnings.warn(f"{path.name}: every pixel is no-data; nothing was predicted",
+                      UserWarning, stacklevel=2)
     applied = (kind == "filtered") if opts.apply_filter is None else opts.apply_filter
     meta = {k: v for k, v in scene.meta.items() if k not in ("path",)}
     meta.update(input=path.name, shape=list(classes.shape), model_input=kind,
@@ -188,8 +216,9 @@ def predict_file(path: str | os.PathLike, out_dir: str | os.PathLike, predict,
                 options=opts.describe(), geotiff=paths["geotiff"].name if geo else None,
                 seconds={"read_and_filter": t1 - t0, "predict": t2 - t1,
                          "total": time.perf_counter() - t0},
-                summary=row)
-    write_json(paths["sidecar"], meta)
+                summary=row, fingerprint=fingerprint)
+    outputs["sidecar"] = json_bytes(meta)
+    publish_set(paths, outputs)
     return row
 
 
@@ -240,6 +269,9 @@ class PredictTask(Task):
     out_dir: Path
     opts: PredictOptions = PredictOptions()
     tile_progress: bool = False
+    #: SHA-256 of the model file and its settings (part of every output's fingerprint).
+    model_sha256: str = ""
+    model_settings: dict = field(default_factory=dict)
 
     errors = (SeaIceError,)
     desc, unit, verb = "predicting scenes", "scene", "predicted"
@@ -263,13 +295,17 @@ class PredictTask(Task):
     def teardown(self) -> None:
         self._predictor = None
 
-    def is_done(self, path: str | os.PathLike) -> bool:
-        return _done_row(self.out_dir, Path(path).stem) is not None
+    def output_paths(self, name: str) -> dict[str, Path]:
+        return output_paths(self.out_dir, name)
+
+    def settings(self) -> dict:
+        return {"job": "predict", "model_sha256": self.model_sha256,
+                "model_settings": self.model_settings, "options": self.opts.describe()}
 
     def run(self, path: str | os.PathLike) -> dict:
         predict, settings = self._predictor
         return predict_file(path, self.out_dir, predict, settings, self.opts,
-                            progress=self.tile_progress)
+                            progress=self.tile_progress, fingerprint=self.fingerprint(path))
 
 
 def predict_inputs(model_path: str | os.PathLike, inputs, out_dir: str | os.PathLike,
@@ -292,7 +328,8 @@ def predict_inputs(model_path: str | os.PathLike, inputs, out_dir: str | os.Path
         Processes (multiprocessing) or local cores (spark, when no session is given); default:
         all cores.
     resume : bool, keyword-only
-        Skip scenes whose outputs exist (their summary rows are kept).
+        Skip scenes whose outputs are complete and were made from the same input with the same
+        model and options (their summary rows are kept); redo the others.
     spark : SparkSession, optional, keyword-only
         Use this session (e.g. a cluster's, from :func:`seaice_utils.engines.spark.spark_session`,
         which ships the package to the executors); default: the session running in this process,
@@ -312,29 +349,24 @@ def predict_inputs(model_path: str | os.PathLike, inputs, out_dir: str | os.Path
     files = list_inputs(inputs)
     if not files:
         raise InputError("no inputs given")
-    check_unique_names(files)
     model_path = Path(model_path)
-    if not model_path.exists():
-        raise InputError(f"model not found: {model_path}")
+    settings = check_model(model_path, input=opts.input, n_classes=3)
+    task = PredictTask(model_path.resolve(), out_dir.resolve(), opts,
+                       tile_progress=engine == "sequential" and progress and len(files) == 1,
+                       model_sha256=sha256_file(model_path), model_settings=settings.to_dict())
+    files = prepare_outputs(task, files)
     summary = PredictSummary(engine=engine)
-    rows: dict[str, dict] = {}
-    todo = []
-    for f in files:
-        row = _done_row(out_dir, f.stem) if resume else None
+    spark_options = {"spark": spark, "warm": False} if engine == "spark" else {}
+    job = run_job(task, files, engine=engine, workers=min(workers, len(files)), resume=resume,
+                  progress=progress, chunk_size=1, **spark_options)
+    summary.done, summary.failures, summary.redone = job.done, job.failures, job.redone
+    summary.skipped = job.skipped
+    rows: dict[str, dict] = dict(zip(job.done, job.results))
+    for name in job.skipped:
+        row = _done_row(out_dir, name)
         if row is not None:
-            summary.skipped.append(f.stem)
-            rows[f.stem] = row
-        else:
-            todo.append(f)
-    if todo:
-        task = PredictTask(model_path.resolve(), out_dir.resolve(), opts,
-                           tile_progress=engine == "sequential" and progress and len(todo) == 1)
-        spark_options = {"spark": spark, "warm": False} if engine == "spark" else {}
-        job = run_job(task, todo, engine=engine, workers=min(workers, len(todo)),
-                      progress=progress, chunk_size=1, **spark_options)
-        summary.done, summary.failures = job.done, job.failures
-        rows.update(zip(job.done, job.results))
-        summary.model_loads = dict(job.setups)
+            rows[name] = row
+    summary.model_loads = dict(job.setups)
     order = {f.stem: i for i, f in enumerate(files)}
     summary.rows = sorted(rows.values(), key=lambda r: order.get(r["scene"], len(order)))
     summary.seconds = time.perf_counter() - t0

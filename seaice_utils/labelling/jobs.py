@@ -23,7 +23,9 @@ engine               how the work is spread
 
 Bad inputs (missing, corrupt, truncated, wrong size) are reported by name in
 :attr:`JobSummary.failures` and the rest of the job completes. ``resume=True`` skips inputs whose
-outputs are complete (:func:`~seaice_utils.labelling.pipeline.is_done`). Each worker runs OpenCV
+outputs are complete and were made from the same input with the same settings; it redoes the
+others and says how many it redid because settings changed
+(:mod:`seaice_utils.engines.outputs`). Each worker runs OpenCV
 on one thread (``cv_threads``), so ``workers`` is the number of cores the job uses.
 """
 
@@ -37,7 +39,7 @@ from typing import Any, Mapping, Sequence
 
 import seaice_utils.labelling.pipeline as pipeline
 from seaice_utils.core.scenes import list_inputs
-from seaice_utils.engines.base import JobSummary, Task, check_engine, check_unique_names
+from seaice_utils.engines.base import JobSummary, Task, check_engine
 from seaice_utils.engines.jobs import run_job
 from seaice_utils.errors import ParamsError
 from seaice_utils.labelling.pipeline import INPUT_ERRORS, OUTPUT_KEYS, LabelOptions
@@ -93,17 +95,23 @@ class LabelTask(Task):
     def after_fork(self, state: int | None) -> None:
         _set_cv_threads(state)
 
-    def is_done(self, path: str | os.PathLike) -> bool:
-        return pipeline.is_done(self.out_dir, Path(path).stem)
+    def output_paths(self, name: str) -> dict[str, Path]:
+        return pipeline.output_paths(self.out_dir, name)
+
+    def settings(self) -> dict:
+        # expect_size only decides which inputs are refused, not what an accepted one gives
+        opts = {k: v for k, v in dataclasses.asdict(self.opts).items() if k != "expect_size"}
+        return {"job": "auto-label", "options": opts}
 
     def run(self, path: str | os.PathLike) -> None:
-        pipeline.label_file(path, self.out_dir, self.opts)
+        pipeline.label_file(path, self.out_dir, self.opts, fingerprint=self.fingerprint(path))
 
     def run_bytes(self, content: bytes, filename: str) -> tuple[str, dict[str, bytes]]:
         scene = pipeline.scene_from_bytes(content, filename, self.opts)
         classes, _ = pipeline.label_scene(scene, self.opts)
+        fp = self.fingerprint(content=content, name=filename)
         return scene.name, pipeline.encode_outputs(scene, classes, self.opts,
-                                                   input_name=filename)
+                                                   input_name=filename, fingerprint=fp)
 
     def publish(self, name: str, outputs: Mapping[str, bytes]) -> None:
         pipeline.write_outputs(self.out_dir, name, dict(outputs))
@@ -133,7 +141,8 @@ def run_label_job(inputs: str | os.PathLike | Sequence[str | os.PathLike],
         Worker processes (multiprocessing) or Spark task slots (``local[workers]`` unless a
         master is given). Ignored by ``sequential``.
     resume : bool
-        Skip inputs whose outputs are complete.
+        Skip inputs whose outputs are complete and made with the same settings from the same
+        input; redo the others (counted in ``JobSummary.redone``).
     progress : bool
         tqdm bars for the local engines, Spark's console progress bar for Spark.
     cv_threads : int or None
@@ -155,7 +164,8 @@ def run_label_job(inputs: str | os.PathLike | Sequence[str | os.PathLike],
     Raises
     ------
     InputError
-        Input folder missing or without images, two inputs with the same name.
+        Input folder missing or without images, two inputs with the same name, an output
+        folder that cannot be written or whose outputs would overwrite an input.
     ParamsError
         Unknown engine, or ``workers`` < 1.
     """
@@ -163,10 +173,7 @@ def run_label_job(inputs: str | os.PathLike | Sequence[str | os.PathLike],
     if spark_options and engine != "spark":
         raise ParamsError(f"options {sorted(spark_options)} only apply to the spark engine")
     files = list_inputs(inputs)
-    out_dir = Path(out_dir)
-    check_unique_names(files)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    task = LabelTask(out_dir.resolve(), opts, cv_threads)
+    task = LabelTask(Path(out_dir).resolve(), opts, cv_threads)
     return run_job(task, files, engine=engine, workers=workers, resume=resume,
                    progress=progress, chunk_size=chunk_size, start_method=start_method,
                    **spark_options)

@@ -28,9 +28,9 @@ pixel data.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,9 +38,10 @@ import cv2
 import numpy as np
 
 from seaice_utils.core.classes import LABEL_PALETTE, class_fractions
+from seaice_utils.core.geotiff import class_map_cog
 from seaice_utils.core.png import idat_stream, is_plain_rgb8_png, png_from_idat
-from seaice_utils.core.scenes import Scene, Stretch, read_scene
-from seaice_utils.engines.base import publish_outputs
+from seaice_utils.core.scenes import Scene, Stretch, json_bytes, read_scene
+from seaice_utils.engines.outputs import publish_set, set_state
 from seaice_utils.errors import InputError, SeaIceError
 from seaice_utils.labelling.autolabel import Thresholds, auto_label
 from seaice_utils.labelling.cloudfilter import FilterParams
@@ -50,8 +51,9 @@ __all__ = ["LabelOptions", "label_scene", "label_file", "output_paths", "is_done
            "scene_from_bytes", "sidecar", "encode_outputs", "write_outputs", "OUTPUT_KEYS",
            "INPUT_ERRORS"]
 
-#: Output files of one input, in the order they are written (the sidecar last).
-OUTPUT_KEYS = ("classes", "labels", "sidecar")
+#: Output files of one input, in the order they are written (the sidecar last); ``geotiff`` only
+#: for a georeferenced input.
+OUTPUT_KEYS = ("classes", "labels", "geotiff", "sidecar")
 
 
 @dataclass(frozen=True)
@@ -69,21 +71,14 @@ class LabelOptions:
 def output_paths(out_dir: str | os.PathLike, name: str) -> dict[str, Path]:
     out = Path(out_dir)
     return {"classes": out / f"{name}_classes.png", "labels": out / f"{name}_labels.png",
-            "sidecar": out / f"{name}.json"}
+            "geotiff": out / f"{name}_classes.tif", "sidecar": out / f"{name}.json"}
 
 
 def is_done(out_dir: str | os.PathLike, name: str) -> bool:
-    """True when all outputs of ``name`` exist and are readable (sidecar valid JSON, PNGs decode)."""
-    paths = output_paths(out_dir, name)
-    if not all(p.is_file() and p.stat().st_size > 0 for p in paths.values()):
-        return False
-    try:
-        meta = json.loads(paths["sidecar"].read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
-    cls = cv2.imread(str(paths["classes"]), cv2.IMREAD_UNCHANGED)
-    shape = meta.get("shape")
-    return cls is not None and shape is not None and list(cls.shape) == list(shape)
+    """True when the outputs of ``name`` form a complete set: the sidecar is there and every
+    file it records has the recorded size and checksum (whatever settings made them; the jobs'
+    resume also compares fingerprints, :meth:`~seaice_utils.engines.base.Task.state`)."""
+    return set_state(output_paths(out_dir, name), None) == "done"
 
 
 def label_scene(scene: Scene, opts: LabelOptions = LabelOptions()):
@@ -167,52 +162,69 @@ def scene_from_bytes(data: bytes, filename: str, opts: LabelOptions = LabelOptio
     return scene
 
 
-def sidecar(scene: Scene, classes: np.ndarray, opts: LabelOptions, input_name: str) -> dict:
-    """The sidecar of one labelled image: provenance, no-data share, settings, class fractions."""
+def sidecar(scene: Scene, classes: np.ndarray, opts: LabelOptions, input_name: str, *,
+            fingerprint: dict | None = None) -> dict:
+    """The sidecar of one labelled image: provenance, no-data share, settings, class fractions.
+
+    A scene without a single data pixel is labelled (all no-data), with a warning; its class
+    fractions are undefined and written as null.
+    """
     meta = {k: v for k, v in scene.meta.items() if k != "path"}
     nodata = int(np.count_nonzero(scene.nodata))
     meta.update(input=input_name, shape=list(classes.shape),
                 nodata_fraction=float(nodata) / scene.nodata.size,
                 filter=opts.filter_params.to_dict() if opts.filter_params else None,
                 thresholds=opts.thresholds.to_dict(), class_fractions=class_fractions(classes))
+    if nodata == scene.nodata.size:
+        meta["warnings"] = ["every pixel is no-data: nothing was labelled"]
+        warnings.warn(f"{input_name}: every pixel is no-data; nothing was labelled", UserWarning,
+                      stacklevel=2)
+    if fingerprint is not None:
+        meta["fingerprint"] = fingerprint
     return meta
 
 
-def _json_bytes(obj) -> bytes:
-    # the format of seaice_utils.core.scenes.write_json
-    return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
-
-
 def encode_outputs(scene: Scene, classes: np.ndarray, opts: LabelOptions = LabelOptions(), *,
-                   input_name: str) -> dict[str, bytes]:
-    """The three output files of one labelled image, as bytes keyed by :data:`OUTPUT_KEYS`.
+                   input_name: str, fingerprint: dict | None = None) -> dict[str, bytes]:
+    """The output files of one labelled image, as bytes keyed by :data:`OUTPUT_KEYS`: the class
+    map and palette PNGs, a Cloud-Optimised GeoTIFF of the class map when the input has a CRS
+    and transform (:func:`~seaice_utils.core.geotiff.class_map_cog`), the sidecar.
 
     Parameters
     ----------
     scene : Scene
         The input as read (for the sidecar: provenance and no-data share).
     classes : (H, W) uint8 ndarray
-        Class map of ``scene`` (0, 1, 2, 255).
+        Class map of ``scene`` (0, 1, 2, 255; 254 where thresholds with allowed gaps leave
+        a pixel unlabelled).
     opts : LabelOptions
     input_name : str
         File name of the input, recorded in the sidecar.
+    fingerprint : dict, optional
+        What made the outputs (:func:`seaice_utils.engines.outputs.fingerprint`), recorded in
+        the sidecar for ``resume``.
     """
     classes = np.ascontiguousarray(classes)
     h, w = classes.shape
     idat = idat_stream(classes)                  # one compression for both PNGs
+    geo = scene.meta.get("crs") and scene.meta.get("transform")
     return {"classes": png_from_idat(w, h, idat, colour_type=0),
             "labels": png_from_idat(w, h, idat, colour_type=3, palette=LABEL_PALETTE),
-            "sidecar": _json_bytes(sidecar(scene, classes, opts, input_name))}
+            "geotiff": class_map_cog(classes, crs=scene.meta["crs"],
+                                     transform=scene.meta["transform"]) if geo else None,
+            "sidecar": json_bytes(sidecar(scene, classes, opts, input_name,
+                                          fingerprint=fingerprint))}
 
 
-def write_outputs(out_dir: str | os.PathLike, name: str, outputs: dict[str, bytes]) -> None:
-    """Write the outputs of :func:`encode_outputs` atomically, the sidecar last."""
-    paths = output_paths(out_dir, name)
-    publish_outputs({key: paths[key] for key in OUTPUT_KEYS}, outputs)
+def write_outputs(out_dir: str | os.PathLike, name: str, outputs: dict[str, bytes]) -> dict:
+    """Publish the outputs of :func:`encode_outputs` as a set (each file atomically, the sidecar
+    last, recording the others' sizes and checksums; :func:`~seaice_utils.engines.outputs.
+    publish_set`); return the sidecar as written."""
+    return publish_set(output_paths(out_dir, name), outputs)
 
 
 def label_file(path: str | os.PathLike, out_dir: str | os.PathLike,
-               opts: LabelOptions = LabelOptions()) -> dict:
+               opts: LabelOptions = LabelOptions(), *, fingerprint: dict | None = None) -> dict:
     """Label one image file and write its outputs; return the sidecar dict.
 
     Raises
@@ -223,9 +235,8 @@ def label_file(path: str | os.PathLike, out_dir: str | os.PathLike,
     path = Path(path)
     scene = read_input(path, opts)
     classes, _ = label_scene(scene, opts)
-    outputs = encode_outputs(scene, classes, opts, input_name=path.name)
-    write_outputs(out_dir, scene.name, outputs)
-    return json.loads(outputs["sidecar"])
+    outputs = encode_outputs(scene, classes, opts, input_name=path.name, fingerprint=fingerprint)
+    return write_outputs(out_dir, scene.name, outputs)
 
 
 #: Errors of one input that are reported, not raised, when many inputs are labelled.
