@@ -2,13 +2,19 @@
 
 Every table and figure is written by code, atomically, to ``<outputs>/tables/<name>.csv`` and
 ``<outputs>/figures/<name>.png``; notebooks display what they save.
+
+Outputs are meant to be shared, so a path written into them is shown by :func:`shown_path`:
+relative to the outputs folder, else to the project folder, else as a file name only; nothing
+names the machine or its user (:func:`environment_info` keeps to the CPU, OS and versions).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import re
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -17,11 +23,72 @@ from typing import Any
 from seaice_utils.core.scenes import atomic_write_bytes
 
 __all__ = ["tables_dir", "figures_dir", "save_table", "save_figure", "record", "write_rows_csv",
-           "environment_info"]
+           "environment_info", "installed_distributions", "file_digest", "shown_path",
+           "shown_paths", "OUTSIDE"]
 
 PACKAGES = ("numpy", "opencv-python-headless", "tensorflow-cpu", "tensorflow", "horovod", "pyspark",
             "papermill", "scikit-learn", "scikit-image", "matplotlib", "earthengine-api",
             "ipywidgets", "pandas", "pyarrow", "rasterio", "pystac-client")
+
+
+#: What :func:`shown_path` adds to the name of a file outside the outputs and project folders.
+OUTSIDE = "(outside the outputs and project folders)"
+
+
+def _project(start: Path) -> Path | None:
+    """The nearest folder at or above ``start`` holding ``notebooks/`` or ``params/``."""
+    for folder in (start, *start.parents):
+        if (folder / "notebooks").is_dir() or (folder / "params").is_dir():
+            return folder
+    return None
+
+
+def _forms(path: str | os.PathLike) -> list[Path]:
+    """A path made absolute as written (``..`` folded) and with its links resolved."""
+    p = Path(path)
+    return list(dict.fromkeys((Path(os.path.abspath(p)), p.resolve())))
+
+
+def shown_path(path: str | os.PathLike | None, outputs: str | os.PathLike | None = None,
+               project: str | os.PathLike | None = None) -> str | None:
+    """A path as written into outputs: no user's folders, no machine's layout.
+
+    Relative (POSIX) to ``outputs`` when it is inside that folder (``"."`` for the folder
+    itself), else relative to the project folder (``project``, default: the nearest folder at
+    or above the working directory holding ``notebooks/`` or ``params/``), else the file's name
+    followed by :data:`OUTSIDE`. A relative ``path`` is taken from the working directory;
+    None stays None.
+
+    >>> shown_path("/data/run/outputs/models/unet.keras", "/data/run/outputs")
+    'models/unet.keras'
+    >>> shown_path("/elsewhere/scene.png", "/data/run/outputs", "/data/run")
+    'scene.png (outside the outputs and project folders)'
+    """
+    if path is None:
+        return None
+    if project is None:
+        project = _project(Path.cwd().resolve())
+    for base in (outputs, project):
+        if base is None:
+            continue
+        for p in _forms(path):
+            for b in _forms(base):
+                if p == b or b in p.parents:
+                    return p.relative_to(b).as_posix()
+    return f"{Path(path).name} {OUTSIDE}"
+
+
+def shown_paths(value: Any, outputs: str | os.PathLike | None = None,
+                project: str | os.PathLike | None = None) -> Any:
+    """``value`` (dicts and lists walked) with every absolute path string made a
+    :func:`shown_path`; other values as they are."""
+    if isinstance(value, dict):
+        return {k: shown_paths(v, outputs, project) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [shown_paths(v, outputs, project) for v in value]
+    if isinstance(value, str) and os.path.isabs(value) and "\n" not in value and len(value) > 1:
+        return shown_path(value, outputs, project)
+    return value
 
 
 def tables_dir(outputs: str | os.PathLike) -> Path:
@@ -96,3 +163,26 @@ def environment_info() -> dict:
             pass
     return {"python": sys.version.split()[0], "platform": platform.platform(),
             "cpu_count": os.cpu_count(), "cpu_model": _cpu_model(), "packages": versions}
+
+
+def installed_distributions() -> dict[str, str]:
+    """Every installed distribution as ``{name: version}``, sorted by name.
+
+    Names are normalised (PEP 503: lower case, runs of ``-_.`` as ``-``); a distribution found
+    twice on the path is listed once, with the version Python imports (the first found).
+    """
+    found: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            found.setdefault(re.sub(r"[-_.]+", "-", name).lower(), dist.version)
+    return dict(sorted(found.items()))
+
+
+def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> dict:
+    """``{"bytes": size, "sha256": hex digest}`` of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return {"bytes": Path(path).stat().st_size, "sha256": h.hexdigest()}

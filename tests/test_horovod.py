@@ -4,6 +4,7 @@ resumes from it. The crash is injected into the rank by the test (horovod_failur
 
 import json
 import os
+import sys
 
 import pytest
 
@@ -49,6 +50,16 @@ def test_horovodrun_two_ranks(tmp_path):
          "result.json"])
     again = launch(s, timeout=240)                                   # finished: not rerun
     assert again["skipped"] is True and again["ranks"] == res["ranks"]
+    # what the run folder holds names no path of this machine (the command as `horovodrun ...
+    # python ...`, paths relative to the run folder); the caller gets the model's absolute path
+    assert res["model_path"] == again["model_path"] == str(run / "model.keras")
+    for name in ("settings.json", "result.json", "launch.log"):
+        text = (run / name).read_text()
+        assert str(tmp_path) not in text and sys.executable not in text, name
+    assert json.loads((run / "result.json").read_text())["model_path"] == "model.keras"
+    assert json.loads((run / "settings.json").read_text())["tiles_root"] == "../tiles"
+    assert ("$ horovodrun --gloo -np 2 -H localhost:2 python -m seaice_utils.training.worker "
+            "--settings settings.json\n") in (run / "launch.log").read_text()
 
     # a second epoch during which rank 1 dies: the run fails naming rank 1
     s2 = {**s, "epochs": 2}

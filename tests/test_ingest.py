@@ -125,6 +125,12 @@ def test_band_files_are_cut_into_scenes(tmp_path):
     with pytest.warns(UserWarning, match=r"reading data.source 'folder' in .*data.local"):
         unresolved = ensure_dataset(tmp_path / "out", params)
     assert [r.name for r in unresolved] == [r["name"] for r in rows]
+    # nothing written to the dataset folder names a folder of this machine (the products' own
+    # paths included: the scenes are read from the dataset folder, never from the products again)
+    for f in ("catalogue.csv", "collect_state.json"):
+        text = (root / f).read_text()
+        assert str(tmp_path) not in text and str(tmp_path.resolve()) not in text, f
+        assert str(Path.home()) not in text, f
     # a rerun resumes: the scene files are not written again
     mtimes = {p.name: p.stat().st_mtime_ns for p in (root / "scenes").iterdir()}
     collect(params, tmp_path / "out")
@@ -149,6 +155,7 @@ def test_safe_baseline_0400_offset_and_resolution_choice(tmp_path):
     assert all("R10m" in str(f) for f in prod.files)
     rows = ingest_products([prod], tmp_path / "local", params, progress=False)
     assert rows and all(float(r["reflectance_offset"]) == -0.1 for r in rows)
+    assert str(tmp_path) not in (tmp_path / "local" / "catalogue.csv").read_text()
     r = rows[0]
     with rasterio.open(tmp_path / "local" / r["file"]) as ds:
         assert ds.crs.to_epsg() == 32702 and ds.count == 3 and ds.dtypes[0] == "uint16"

@@ -28,7 +28,7 @@ LAYERS = {
     "data": 5,
     "collect": 6, "tuning": 6, "timing": 6, "training": 6,
     "inference": 7,
-    "evaluation": 8,
+    "evaluation": 8, "verify": 8,   # verify compares runs; the runner records its digests
     "runner": 9,
     "cli": 10,
     "__main__": 11,

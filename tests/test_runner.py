@@ -112,6 +112,8 @@ SMOKE_OVERRIDES: dict[str, dict] = {
 
 @pytest.mark.slow
 def test_papermill_smoke_run_of_every_notebook(tmp_path):
+    from test_privacy import find_private, private_patterns
+
     out = tmp_path / "outputs"
     m = run_notebooks(smoke_profile(tmp_path), out, progress=False)
     assert [n["notebook"] for n in m["notebooks"]] == [p.name for p in NOTEBOOKS]
@@ -122,6 +124,14 @@ def test_papermill_smoke_run_of_every_notebook(tmp_path):
     assert tables and figures
     assert all(t.stat().st_size > 0 for t in tables)
     assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in figures)
+    # nothing private in what a run leaves to be shared: no absolute path of the outputs or the
+    # project folder, no home folder, no hostname or address of this machine, no Spark chatter
+    leaks = find_private(out, private_patterns(out, ROOT))
+    assert leaks == [], "\n".join(leaks)
+    executed = "\n".join((out / "notebooks" / p.name).read_text() for p in NOTEBOOKS)
+    for chatter in ("WARN Utils", "NativeCodeLoader", "log4j profile", "Setting default log level",
+                    "incubator modules"):
+        assert chatter not in executed, chatter
 
 
 def test_runner_finds_the_notebooks_from_the_working_directory(tmp_path, monkeypatch):

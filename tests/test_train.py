@@ -155,7 +155,12 @@ def test_settings_and_fingerprint(tiles, tmp_path):
     assert training_settings(p, _data(root, rows), labels="auto",
                              run_dir=tmp_path / "run")["label_source"] == "auto_filtered"
     fp = fingerprint(s)
-    assert fingerprint({**s, "epochs": 9, "verbose": True, "run_dir": "x"}) == fp
+    assert fingerprint({**s, "epochs": 9, "verbose": True, "model_path": "x"}) == fp
+    # paths count relative to the run folder: moving the whole outputs folder keeps the
+    # fingerprint, the run folder alone (its tiles elsewhere now) does not
+    moved = str(tmp_path / "moved")
+    assert fingerprint({**s, "run_dir": moved + "/run", "tiles_root": moved + "/tiles"}) == fp
+    assert fingerprint({**s, "run_dir": moved + "/run"}) != fp
     assert fingerprint({**s, "learning_rate": 0.1}) != fp
     assert fingerprint({**s, "workers": 2}) != fp
     assert process_settings(p) == {k: s[k] for k in ("threads_per_worker", "inter_op_threads",
@@ -330,10 +335,13 @@ def test_single_process_training_learns_and_resumes(tiles, tmp_path):
     ev = evaluate_model(res["model_path"], root, data["split"]["test"])
     assert set(ev) == {"truth", "auto_filtered"}
     assert 0.0 <= ev["auto_filtered"]["accuracy"] <= 1.0
+    # result.json holds the model's path relative to the run folder, the caller an absolute one
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["model_path"] == \
+        "model.keras"
     # launch() finds the finished run (same settings) and does not train again
-    json.loads((tmp_path / "run" / "result.json").read_text())
     again = launch(s)
     assert again["skipped"] is True and again["history"] == res["history"]
+    assert again["model_path"] == res["model_path"] == str(tmp_path / "run" / "model.keras")
 
 
 def test_launch_env_sets_threads_and_horovod_cycle(monkeypatch):

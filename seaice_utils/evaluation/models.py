@@ -24,6 +24,7 @@ import numpy as np
 
 from seaice_utils.core.classes import NODATA
 from seaice_utils.errors import InputError
+from seaice_utils.report import shown_path
 
 __all__ = ["MODEL_NAMES", "CONDITIONS", "ModelsMissing", "project_root", "resolve_path",
            "ModelEntry", "EvalModels", "find_models", "TileSet", "load_tile_set", "index_cloud"]
@@ -79,16 +80,23 @@ class EvalModels:
     reference: str
     models_dir: Path
     notes: list[str] = field(default_factory=list)
+    outputs: Path | None = None
 
     def describe(self) -> str:
-        s = [f"models in {self.models_dir}:"]
+        """What was found, paths shown relative to the outputs folder (as in the outputs)."""
+        s = [f"models in {shown_path(self.models_dir, self.outputs)}:"]
         for m in self.models.values():
+            src = m.settings.source
+            src = shown_path(src, self.outputs) if Path(str(src)).is_file() else src
             s.append(f"  {m.name}: {m.path.name}, input {m.settings.input!r} "
-                     f"({m.settings.tile_size} px; settings from {m.settings.source})")
+                     f"({m.settings.tile_size} px; settings from {src})")
         sp = self.split
         s.append(f"test set: {len(sp['test'])} tiles of {len(sp.get('test_scenes', []))} "
                  f"scene(s) (split by {sp.get('by', '?')}, seed {sp.get('seed', '?')})")
-        s.append(f"reference labels: {self.reference}")
+        ref = self.reference
+        if os.sep in ref or "/" in ref:                       # a folder of manual labels
+            ref = shown_path(ref, self.outputs)
+        s.append(f"reference labels: {ref}")
         return "\n".join(s + [f"note: {n}" for n in self.notes])
 
 
@@ -99,6 +107,7 @@ def find_models(outputs_dir: str | os.PathLike, params: dict | None = None, *,
     Looks in ``models_dir`` (default ``evaluation.models_dir`` of the profile, else
     ``<outputs>/models``) for ``unet_man.keras`` and ``unet_auto.keras``, ``training.json``
     (:func:`seaice_utils.training.runs.train_models`) and ``split.json``. No TensorFlow needed.
+    Relative paths in ``training.json`` (how it records them) are relative to ``outputs_dir``.
 
     Raises
     ------
@@ -126,7 +135,7 @@ def find_models(outputs_dir: str | os.PathLike, params: dict | None = None, *,
         entry = (info.get("models") or {}).get(labels) or {}
         path = mdir / f"unet_{labels}.keras"          # beside training.json, even if moved
         if not path.is_file() and entry.get("path"):
-            path = Path(entry["path"])
+            path = Path(outputs_dir) / entry["path"]
         if not path.is_file():
             if entry.get("skipped"):
                 notes.append(f"{name} was not trained: {entry['skipped']}")
@@ -137,14 +146,15 @@ def find_models(outputs_dir: str | os.PathLike, params: dict | None = None, *,
                             f"unet_auto.keras in {mdir}; {how}")
     for name in MODEL_NAMES.values():
         if name not in models and not any(name in n for n in notes):
-            notes.append(f"{name} is missing from {mdir}: its rows are left out")
+            notes.append(f"{name} is missing from {shown_path(mdir, outputs_dir)}: its rows are "
+                         "left out")
     split = info.get("split")
     if split is None and (mdir / "split.json").is_file():
         split = json.loads((mdir / "split.json").read_text())
     if not split or not split.get("test"):
         raise ModelsMissing(f"notebook 04's train/test split is missing or has no test tiles "
                             f"(expected training.json or split.json in {mdir}); {how}")
-    tiles_root = Path(info.get("tiles_root") or Path(outputs_dir) / "tiles")
+    tiles_root = Path(outputs_dir) / (info.get("tiles_root") or "tiles")
     if not (tiles_root / "index.csv").is_file():
         tiles_root = Path(outputs_dir) / "tiles"
     if not (tiles_root / "index.csv").is_file():
@@ -153,9 +163,9 @@ def find_models(outputs_dir: str | os.PathLike, params: dict | None = None, *,
     reference = "truth"
     man = (info.get("models") or {}).get("man") or {}
     src = man.get("label_source")
-    if isinstance(src, str) and src not in ("truth", "man") and Path(src).is_dir():
-        reference = src          # a user's manual labels, converted to class maps
-    return EvalModels(models, split, tiles_root, reference, mdir, notes)
+    if isinstance(src, str) and src not in ("truth", "man") and (Path(outputs_dir) / src).is_dir():
+        reference = str(Path(outputs_dir) / src)   # a user's manual labels, as class maps
+    return EvalModels(models, split, tiles_root, reference, mdir, notes, Path(outputs_dir))
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from seaice_utils.evaluation.models import resolve_path
+from seaice_utils.report import shown_path
 
 __all__ = ["scene_inference", "real_sample_path", "real_sample"]
 
@@ -96,7 +97,9 @@ def real_sample_path(params: dict) -> tuple[Path | None, str]:
         return None, "evaluation.real_sample is not set: no real sample shown"
     p = resolve_path(rs)
     if not p.is_file():
-        return None, (f"real sample not found at {p} (it lives outside the project, in "
+        where = shown_path(p) if Path(rs).is_absolute() else rs
+        return None, (f"real sample {where} not found (evaluation.real_sample, relative to the "
+                      "project folder; the paper's lives outside the project, in "
                       "../shared/real-samples/, and is absent on most machines): skipped")
     return p, f"real sample {p.name}"
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from seaice_utils.paper import PAPER_SPEEDUPS
+from seaice_utils.report import shown_path
 
 __all__ = ["find_speedup_tables", "speedup_table", "speedup_figure"]
 
@@ -73,8 +74,9 @@ def find_speedup_tables(outputs_dir: str | os.PathLike) -> dict[str, dict[str, A
                 hit = {"file": f.name, "data": df, "x": x, "speedup": sp}
                 break
         if hit is None:
-            why = (f"notebook {nb} did not run (no {nb}_*.csv in {tdir})" if not files else
-                   f"no {nb}_*.csv in {tdir} holds {table} with a speedup column "
+            shown = shown_path(tdir, outputs_dir)
+            why = (f"notebook {nb} did not run (no {nb}_*.csv in {shown})" if not files else
+                   f"no {nb}_*.csv in {shown} holds {table} with a speedup column "
                    f"(found {', '.join(f.name for f in files)})")
             hit = {"missing": why}
         out[table] = hit

@@ -3,7 +3,11 @@
 A run lives in ``<outputs>/training/<run>/``: ``settings.json`` (what was asked, with a
 fingerprint), ``checkpoints/``, ``history.csv``, ``launch.log`` (all ranks' output, appended per
 launch), ``model.keras`` and ``result.json`` (written last: its presence means the run is
-complete). :func:`launch` starts the ranks (:func:`seaice_utils.training.worker.rank_entry`, with
+complete). The paths in these files are relative to the run folder
+(:func:`seaice_utils.training.settings.portable_settings`; ``launch.log`` shows each command
+with ``python`` for this Python and ``settings.json`` for the settings file), so a run folder
+names no user's folders and is still recognised as done after the outputs folder moved; the
+dicts returned here hold absolute paths. :func:`launch` starts the ranks (:func:`seaice_utils.training.worker.rank_entry`, with
 the Python running this) and waits for them. Launching a run whose ``result.json`` has the same
 fingerprint returns it without training again; a run interrupted after some epochs resumes from
 its last checkpoint; changed settings start afresh (:func:`prepare_run_dir`).
@@ -25,7 +29,8 @@ import time
 from pathlib import Path
 
 from seaice_utils.core.scenes import write_json
-from seaice_utils.training.settings import TrainingFailed, fingerprint
+from seaice_utils.training.settings import (TrainingFailed, absolute_paths, fingerprint,
+                                            portable_paths, portable_settings)
 from seaice_utils.training.worker import FAILURE_MARK
 
 __all__ = ["horovodrun_path", "prepare_run_dir", "launch_env", "launch"]
@@ -68,16 +73,17 @@ def prepare_run_dir(settings: dict) -> dict | None:
     """Get a run folder ready; return the finished result instead if there is one.
 
     A ``result.json`` with the same fingerprint and number of epochs (and its model) means the
-    run is done: its result is returned with ``skipped: True``. Otherwise ``settings.json`` is
-    (re)written; if it named other settings, the old checkpoints and history are removed (they do
-    not fit), else they stay and the run resumes from them.
+    run is done: its result is returned with ``skipped: True`` (paths absolute). Otherwise
+    ``settings.json`` is (re)written, its paths relative to the run folder; if it named other
+    settings, the old checkpoints and history are removed (they do not fit), else they stay and
+    the run resumes from them.
     """
     run_dir = Path(settings["run_dir"])
     fp = fingerprint(settings)
     res_path = run_dir / "result.json"
     if res_path.is_file():
         try:
-            res = json.loads(res_path.read_text())
+            res = absolute_paths(json.loads(res_path.read_text()), run_dir)
             if (res.get("fingerprint") == fp and res.get("epochs") == settings["epochs"]
                     and Path(res["model_path"]).is_file()):
                 return {**res, "skipped": True}
@@ -93,7 +99,7 @@ def prepare_run_dir(settings: dict) -> dict | None:
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
             (run_dir / "history.csv").unlink(missing_ok=True)
     res_path.unlink(missing_ok=True)
-    write_json(sj, {**settings, "fingerprint": fp})
+    write_json(sj, {**portable_settings(settings), "fingerprint": fp})
     return None
 
 
@@ -137,7 +143,8 @@ def launch(settings: dict, *, hosts: str | None = None, launcher: str = "auto",
     -------
     dict
         The run's ``result.json`` plus ``wall_seconds`` (launch to exit) and ``skipped`` (True
-        when a complete run with the same settings existed).
+        when a complete run with the same settings existed); its ``model_path`` (and a
+        ``label_source`` folder) absolute.
 
     Raises
     ------
@@ -155,11 +162,14 @@ def launch(settings: dict, *, hosts: str | None = None, launcher: str = "auto",
     hr = horovodrun_path()
     use_hr = launcher == "horovodrun" or (launcher == "auto" and hr is not None) or n > 1 or hosts
     worker = [sys.executable, "-m", WORKER_MODULE, "--settings", str(old)]
+    # what launch.log shows: no path of this machine (this Python, the run folder)
+    shown = ["python", "-m", WORKER_MODULE, "--settings", old.name]
     if use_hr:
         if hr is None:
             raise TrainingFailed(f"{n} workers need horovodrun, which is not installed "
                                  "(see requirements-horovod.txt)")
-        cmd = [hr, "--gloo", "-np", str(n), "-H", hosts or f"localhost:{n}", *worker]
+        opts = ["--gloo", "-np", str(n), "-H", hosts or f"localhost:{n}"]
+        cmd, shown = [hr, *opts, *worker], ["horovodrun", *opts, *shown]
     else:
         cmd = worker
     penv = launch_env(settings, env)
@@ -167,7 +177,7 @@ def launch(settings: dict, *, hosts: str | None = None, launcher: str = "auto",
     t0 = time.perf_counter()
     lines: list[str] = []
     with log_path.open("a") as log:
-        log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} $ " + " ".join(cmd) + "\n")
+        log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} $ " + " ".join(shown) + "\n")
         log.flush()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env=penv, start_new_session=True, bufsize=1)
@@ -203,9 +213,9 @@ def launch(settings: dict, *, hosts: str | None = None, launcher: str = "auto",
     if not res_path.is_file():
         raise TrainingFailed(f"training run {settings['run_name']} exited 0 but wrote no "
                              f"{res_path}; log: {log_path}")
-    res = json.loads(res_path.read_text())
+    res = absolute_paths(json.loads(res_path.read_text()), run_dir)
     res.update(wall_seconds=wall, skipped=False)
-    write_json(res_path, res)
+    write_json(res_path, portable_paths(res, run_dir))
     return res
 
 

@@ -4,6 +4,12 @@
 :func:`training_settings` turns the profile's ``training`` section, the data and any overrides into
 the JSON-able dict every rank of a run reads (written to ``settings.json``); :func:`fingerprint`
 hashes the part of it that decides whether checkpoints can be reused.
+
+In memory the settings hold paths as given (absolute, or relative to the working directory);
+what a run folder's files hold is :func:`portable_settings` (and :func:`portable_paths` for
+``result.json``): every path relative to the run folder, so that the folder can be shared, and
+moved with the outputs folder it lies in, without naming a user's folders.
+:func:`read_settings` turns a ``settings.json`` back into absolute paths.
 """
 
 from __future__ import annotations
@@ -18,10 +24,15 @@ from seaice_utils.core.scenes import write_json
 from seaice_utils.errors import InputError, SeaIceError
 
 __all__ = ["TrainingFailed", "prepare_training_data", "training_settings", "process_settings",
-           "run_dir_of", "fingerprint"]
+           "run_dir_of", "fingerprint", "portable_paths", "absolute_paths", "portable_settings",
+           "read_settings"]
 
 _NOT_FINGERPRINTED = ("verbose", "model_path", "run_dir", "run_name", "epochs", "fingerprint",
                       "pin_cores", "cycle_time_ms")
+#: Keys of settings (and of a run's result) that may hold paths. ``label_source`` is a path only
+#: when it is not a label-layer name (``truth``, ``auto_filtered``, ...), ``cache`` only when it is
+#: a string (a cache-file prefix; else True/False).
+_PATH_KEYS = ("run_dir", "tiles_root", "model_path", "label_source", "cache")
 #: Settings that configure a rank's process (threads, precision, XLA) before TensorFlow starts.
 _PROCESS_KEYS = ("threads_per_worker", "inter_op_threads", "mixed_precision", "xla")
 
@@ -45,7 +56,7 @@ def prepare_training_data(params: dict, outputs_dir: str | os.PathLike, *,
     dict
         ``tiles_root``, ``split`` (see ``split_tiles``), ``n_tiles``, ``man_labels`` (label source
         of U-Net-Man: ``"truth"`` or the converted folder, None when there are no reference
-        labels).
+        labels), ``outputs_dir`` (what the paths ``training.json`` records are relative to).
     """
     from seaice_utils.training.data import convert_manual_labels, split_tiles
     from seaice_utils.data.dataset import ensure_dataset, resolve_source
@@ -71,7 +82,8 @@ def prepare_training_data(params: dict, outputs_dir: str | os.PathLike, *,
     else:
         man = "truth" if all(r["has_truth"] for r in rows) else None
     write_json(outputs_dir / "models" / "split.json", split)
-    return {"tiles_root": str(tiles_root), "split": split, "n_tiles": len(rows), "man_labels": man}
+    return {"tiles_root": str(tiles_root), "split": split, "n_tiles": len(rows), "man_labels": man,
+            "outputs_dir": str(outputs_dir)}
 
 
 def process_settings(params: dict, **overrides: Any) -> dict[str, Any]:
@@ -148,9 +160,62 @@ def training_settings(params: dict, data: dict, *, labels: str = "auto", workers
     return s
 
 
+def _is_path(key: str, value: Any) -> bool:
+    from seaice_utils.training.data import LABEL_LAYERS
+
+    if key not in _PATH_KEYS or not isinstance(value, str) or not value:
+        return False
+    return value not in LABEL_LAYERS if key == "label_source" else True
+
+
+def portable_paths(d: dict, run_dir: str | os.PathLike) -> dict:
+    """``d`` with its paths (:data:`_PATH_KEYS`) relative to ``run_dir`` (POSIX form); relative
+    paths in ``d`` and a relative ``run_dir`` are taken from the working directory. The other
+    values are kept. A path on another drive (Windows) stays as it is.
+
+    >>> run = "/o/training/auto_w1"
+    >>> portable_paths({"run_dir": run, "tiles_root": "/o/tiles", "label_source": "truth",
+    ...                 "model_path": run + "/model.keras"}, run)
+    {'run_dir': '.', 'tiles_root': '../../tiles', 'label_source': 'truth', 'model_path': 'model.keras'}
+    """
+    base = os.path.abspath(run_dir)
+    out = dict(d)
+    for k, v in d.items():
+        if _is_path(k, v):
+            try:
+                out[k] = Path(os.path.relpath(os.path.abspath(v), base)).as_posix()
+            except ValueError:
+                pass
+    return out
+
+
+def absolute_paths(d: dict, run_dir: str | os.PathLike) -> dict:
+    """``d`` with its relative paths (:data:`_PATH_KEYS`) taken from ``run_dir`` (the inverse of
+    :func:`portable_paths`)."""
+    base = os.path.abspath(run_dir)
+    return {k: (os.path.normpath(os.path.join(base, v)) if _is_path(k, v)
+                and not os.path.isabs(v) else v) for k, v in d.items()}
+
+
+def portable_settings(settings: dict) -> dict:
+    """What ``settings.json`` holds: the settings with their paths relative to the run folder
+    (``run_dir`` itself ``"."``)."""
+    return portable_paths(settings, settings.get("run_dir") or ".")
+
+
+def read_settings(path: str | os.PathLike) -> dict:
+    """A ``settings.json`` with its paths made absolute: ``run_dir`` is taken from the file's
+    folder, the other paths from the run folder."""
+    path = Path(os.path.abspath(path))
+    s = json.loads(path.read_text())
+    run_dir = os.path.normpath(os.path.join(path.parent, s.get("run_dir") or "."))
+    return absolute_paths({**s, "run_dir": run_dir}, run_dir)
+
+
 def fingerprint(settings: dict) -> str:
     """Hash of the settings that make checkpoints compatible: everything but the number of epochs
     (so that a run asked for more epochs continues from its checkpoint), paths of outputs and
-    verbosity."""
-    keep = {k: v for k, v in settings.items() if k not in _NOT_FINGERPRINTED}
+    verbosity. Paths count in their form relative to the run folder
+    (:func:`portable_settings`): a run moved with its outputs folder keeps its fingerprint."""
+    keep = {k: v for k, v in portable_settings(settings).items() if k not in _NOT_FINGERPRINTED}
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]

@@ -17,7 +17,8 @@ the final model and ``result.json``.
 
     python -m seaice_utils.training.worker --settings <run>/settings.json
 
-(:func:`rank_entry`); ``seaice train`` under ``horovodrun`` runs :func:`run_trainings` in its
+(:func:`rank_entry`; the paths in ``settings.json`` are relative to the run folder and taken from
+the folder of the file given, :func:`seaice_utils.training.settings.read_settings`); ``seaice train`` under ``horovodrun`` runs :func:`run_trainings` in its
 ranks directly. A worker that raises prints ``seaice-train-failure rank=R size=N: <error>``
 (:data:`FAILURE_MARK`) and exits 1; ``horovodrun`` then stops the other ranks.
 
@@ -30,7 +31,6 @@ TensorFlow and Horovod are imported inside functions only.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 import time
@@ -40,7 +40,7 @@ import numpy as np
 
 from seaice_utils.core.scenes import write_json
 from seaice_utils.training.callbacks import make_callbacks, read_history
-from seaice_utils.training.settings import fingerprint
+from seaice_utils.training.settings import fingerprint, portable_paths, read_settings
 
 __all__ = ["FAILURE_MARK", "under_horovodrun", "init_horovod", "pin_cores", "configure_tf",
            "run_worker", "run_trainings", "rank_entry"]
@@ -226,7 +226,8 @@ def run_worker(settings: dict, *, hv=None) -> dict | None:
     Returns
     -------
     dict or None
-        The result (also ``result.json``) on rank 0, None on other ranks.
+        The result on rank 0 (paths as in ``settings``), None on other ranks. ``result.json``
+        holds it with its paths relative to the run folder.
     """
     hv = hv or init_horovod()
     import tensorflow as tf
@@ -311,7 +312,7 @@ def run_worker(settings: dict, *, hv=None) -> dict | None:
               "images_per_epoch": len(shard) * size, "model_path": settings["model_path"],
               "worker_seconds": time.perf_counter() - t_start, "history": history,
               "ranks": ranks, "summary": _summary(history)}
-    write_json(run_dir / "result.json", result)
+    write_json(run_dir / "result.json", portable_paths(result, run_dir))
     return result
 
 
@@ -369,7 +370,7 @@ def rank_entry(argv: list[str] | None = None) -> int:
                                  description="one rank of a run prepared by launch()")
     ap.add_argument("--settings", required=True)
     a = ap.parse_args(argv)
-    settings = json.loads(Path(a.settings).read_text())
+    settings = read_settings(a.settings)
     hv = init_horovod()
     if settings.get("pin_cores", True) and not os.environ.get("SEAICE_NO_PIN"):
         import tensorflow as tf
