@@ -133,13 +133,16 @@ def _product_info(x0: float, y0: float, size: int) -> dict:
                                             "coordinates": [list(p) for p in zip(lon, lat)]}}}]}
 
 
-def test_ee_download_loop(ee_offline, monkeypatch, tmp_path):
+@pytest.fixture
+def fake_ee(ee_offline, monkeypatch):
+    """Earth Engine answering offline: one product (600 px, UTM 2S, Ross Sea) whose DNs are a
+    known field; ``computePixels`` cuts the requested grid out of it."""
     from rasterio.io import MemoryFile
     from rasterio.transform import from_origin
     from rasterio.warp import transform as warp
 
     (x,), (y,) = warp("EPSG:4326", "EPSG:32702", [-170.5], [-76.5])
-    x0, y0, size, px = round(x / 10) * 10, round(y / 10) * 10, 600, 256
+    x0, y0, size = round(x / 10) * 10, round(y / 10) * 10, 600
     info = _product_info(x0, y0, size)
     sent = {"values": [], "pixels": []}
 
@@ -174,6 +177,11 @@ def test_ee_download_loop(ee_offline, monkeypatch, tmp_path):
     monkeypatch.setattr(ee.data, "computePixels", compute_pixels)
     monkeypatch.setattr(collect_ee, "ee_initialize",
                         lambda **kw: {"method": "test", "project": "$EARTHENGINE_PROJECT"})
+    return {"x0": x0, "y0": y0, "sent": sent, "field": field}
+
+
+def test_ee_download_loop(fake_ee, tmp_path):
+    x0, y0, sent, field, px = fake_ee["x0"], fake_ee["y0"], fake_ee["sent"], fake_ee["field"], 256
     params = load_params_dict({"global": {"progress": False},
                                "data": {"source": "earthengine"},
                                "collect": {"scene_px": px, "max_scenes": 3,
@@ -316,3 +324,38 @@ def test_cli_collect(no_credentials, tmp_path, capsys):
     assert "DATA SOURCE FALLBACK" in cap.err and "catalogue:" in cap.out
     rec = json.loads((tmp_path / "o2" / "records" / "data_source.json").read_text())
     assert rec["effective"] == "synthetic" and rec["n_scenes"] == 1
+
+
+def test_ee_scenes_are_georeferenced_by_default(fake_ee, tmp_path):
+    """The default export: 8-bit RGB GeoTIFFs on the product's grid, labelled as COGs on it."""
+    from seaice_utils.cli import main
+    from seaice_utils.collect.products import dn_to_rgb8
+
+    px = 256
+    params = load_params_dict({"global": {"progress": False}, "data": {"source": "earthengine"},
+                               "collect": {"scene_px": px, "max_scenes": 2,
+                                           "scenes_per_product": 2}})
+    assert params["collect"]["export_format"] == "geotiff8"
+    res = collect(params, tmp_path)
+    assert len(res.records) == 2
+    x0, y0 = fake_ee["x0"], fake_ee["y0"]
+    for rec in res.records:
+        m = rec.meta
+        assert m["format"] == "geotiff8" and m["file"] == f"scenes/{rec.name}.tif"
+        assert rec.scene_path == tmp_path / "data" / "earthengine" / m["file"]
+        ro, co = int(m["row_off"]), int(m["col_off"])
+        with rasterio.open(rec.scene_path) as ds:
+            assert ds.dtypes == ("uint8",) * 3 and ds.nodata == 0 and ds.crs.to_epsg() == 32702
+            assert (ds.transform.a, ds.transform.c, ds.transform.f) == (10, x0 + 10 * co,
+                                                                        y0 - 10 * ro)
+            rgb = np.moveaxis(ds.read(), 0, -1)
+        rows, cols = np.mgrid[0:px, 0:px]
+        base = fake_ee["field"](x0 + 10 * (co + cols + 0.5), y0 - 10 * (ro + rows + 0.5))
+        np.testing.assert_array_equal(rgb, dn_to_rgb8(np.stack([base, base // 2, base // 3], -1)))
+    # the labels of a collected scene are a COG on the scene's grid
+    scene = res.records[0].scene_path
+    assert main(["label", str(scene), str(tmp_path / "labels"), "--no-progress"]) == 0
+    with rasterio.open(tmp_path / "labels" / f"{scene.stem}_classes.tif") as cls, \
+            rasterio.open(scene) as src:
+        assert cls.crs == src.crs and cls.transform == src.transform
+        assert cls.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"

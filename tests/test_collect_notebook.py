@@ -1,4 +1,5 @@
-"""Notebook 01 headless: asked for Earth Engine without credentials, it falls back loudly."""
+"""Notebook 01 headless: asked for Earth Engine without credentials, it falls back loudly; its
+query table names the georeferenced default format and the STAC collections in order."""
 
 from __future__ import annotations
 
@@ -45,3 +46,9 @@ def test_notebook_01_falls_back_to_synthetic(tmp_path, monkeypatch):
     assert "DATA SOURCE FALLBACK" in text and "WARNING" in text   # printed and in Markdown
     query = pd.read_csv(out / "tables" / "01_query.csv").set_index("setting")
     assert query.loc["collection", "earthengine"] == "COPERNICUS/S2_HARMONIZED"
+    # STAC: Collection 1 first, the older collection when it gives nothing
+    stac = query.loc["collection", "stac"]
+    assert stac.index("sentinel-2-c1-l2a") < stac.index("sentinel-2-l2a")
+    # scenes are georeferenced by default, and the table says what the format is
+    assert query.loc["export", "earthengine"].startswith("geotiff8: 8-bit RGB Cloud-Optimised "
+                                                         "GeoTIFF")

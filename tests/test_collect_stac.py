@@ -18,7 +18,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-import cv2
 import numpy as np
 import pytest
 
@@ -32,7 +31,7 @@ from rasterio.warp import transform as warp  # noqa: E402
 from seaice_utils.collect.products import CollectionUnavailable, dn_to_rgb8  # noqa: E402
 from seaice_utils.collect.query import stac_request  # noqa: E402
 from seaice_utils.collect.run import collect  # noqa: E402
-from seaice_utils.collect.stac import collect_stac  # noqa: E402
+from seaice_utils.collect.stac import collect_stac, item_offset  # noqa: E402
 from seaice_utils.data.dataset import resolve_source  # noqa: E402
 from seaice_utils.params import load_params_dict  # noqa: E402
 
@@ -88,7 +87,19 @@ def stac_server():
     ring = [[round(a, 6), round(b, 6)] for a, b in zip(lons, lats)]
     bbox = [min(lons), min(lats), max(lons), max(lats)]
     log: list[dict] = []
-    state = {"base": ""}
+    # collections the API knows (a search naming another one is answered 404)
+    state = {"base": "", "known": {"sentinel-2-c1-l2a", "sentinel-2-l2a"}}
+
+    def c1_item(name, when, cloud):
+        """An item as Earth Search's Collection 1 writes it: ESA's DNs (BOA_ADD_OFFSET -1000),
+        the offset declared in raster:bands, baseline >= 05.00, id S2B_T<tile>_<time>_L2A."""
+        it = item(name, when, cloud, "05.10", "common")
+        it["collection"] = "sentinel-2-c1-l2a"
+        it["id"] = f"S2B_T02CMT_{when[:10].replace('-', '')}T202851_L2A"
+        del it["properties"]["s2:mgrs_tile"]
+        it["properties"].update({"mgrs:utm_zone": 2, "mgrs:latitude_band": "C",
+                                 "mgrs:grid_square": "MT"})
+        return it
 
     def item(name, when, cloud, baseline, keys):
         base = state["base"]
@@ -110,12 +121,16 @@ def stac_server():
                 "links": [], "assets": assets, "stac_extensions": []}
 
     def items():
+        # sentinel-2-l2a holds 2019; Collection 1 (like Earth Search's) only 2023 here
         return [item("A", "2019-11-12T20:28:51Z", 5.0, "02.13", "common"),
                 item("B", "2019-11-20T20:18:41Z", 12.0, "04.00", "band"),
                 item("C", "2019-11-25T20:18:41Z", 80.0, "02.13", "common"),     # too cloudy
-                item("D", "2019-10-15T20:18:41Z", 1.0, "02.13", "common")]      # too early
+                item("D", "2019-10-15T20:18:41Z", 1.0, "02.13", "common"),      # too early
+                c1_item("B", "2023-11-20T20:18:41Z", 3.0)]
 
-    def search(body: dict) -> dict:
+    def search(body: dict) -> dict | None:
+        if set(body.get("collections") or []) - state["known"]:
+            return None
         out = []
         lo, hi = body.get("datetime", "../..").split("/")
         for it in items():
@@ -192,7 +207,10 @@ def stac_server():
                             else None,
                             "query": json.loads(qs["query"]) if "query" in qs else None}
                 log[-1]["body"] = body
-                return self._send(200, json.dumps(search(body)).encode(), "application/geo+json")
+                found = search(body)
+                if found is None:
+                    return self._send(404, b'{"code": "NotFound", "description": "collection"}')
+                return self._send(200, json.dumps(found).encode(), "application/geo+json")
             name = url.path.rsplit("/", 1)[-1]
             if url.path.startswith("/cogs/") and name in cogs:
                 data = cogs[name]
@@ -219,7 +237,7 @@ def stac_server():
     th.start()
     try:
         yield {"base": state["base"], "log": log, "cogs": cogs, "transform": transform,
-               "dn_a": dn_a, "dn_b": dn_b}
+               "dn_a": dn_a, "dn_b": dn_b, "state": state}
     finally:
         srv.shutdown()
         srv.server_close()
@@ -246,16 +264,21 @@ def test_stac_collect_over_http(stac_server, tmp_path):
     params = _params(stac_server["base"])
     res = collect(params, tmp_path)
 
-    # the search request is the paper's query (Ross Sea box, November 2019, cloud filter)
+    # the search request is the paper's query (Ross Sea box, November 2019, cloud filter), sent
+    # to Collection 1 first; it has no November 2019 items, so sentinel-2-l2a is searched next
     searches = [e for e in log if e["path"] == "/search"]
-    assert len(searches) == 1 and searches[0]["method"] == "POST"
-    body = searches[0]["body"]
-    assert body["bbox"] == [-180.0, -78.0, -140.0, -70.0]
-    assert body["datetime"] == "2019-11-01T00:00:00Z/2019-11-30T23:59:59Z"
-    assert body["collections"] == ["sentinel-2-l2a"]
-    assert body["query"] == {"eo:cloud_cover": {"lte": 30}}
+    assert [e["body"]["collections"] for e in searches] == [["sentinel-2-c1-l2a"],
+                                                             ["sentinel-2-l2a"]]
+    for e in searches:
+        body = e["body"]
+        assert e["method"] == "POST"
+        assert body["bbox"] == [-180.0, -78.0, -140.0, -70.0]
+        assert body["datetime"] == "2019-11-01T00:00:00Z/2019-11-30T23:59:59Z"
+        assert body["query"] == {"eo:cloud_cover": {"lte": 30}}
 
     assert res.effective == "stac" and not res.fell_back
+    assert res.details["collection"] == "sentinel-2-l2a"
+    assert res.details["searched"] == "sentinel-2-c1-l2a: 0 items; sentinel-2-l2a: 2 items"
     rows = _catalogue(tmp_path / "data" / "stac")
     assert len(rows) == 3 == len(res.records)
     ids = [r["product_id"] for r in rows]
@@ -264,17 +287,21 @@ def test_stac_collect_over_http(stac_server, tmp_path):
     assert off == {"S2B_02CMT_2019-11-12_A": 0.0, "S2B_02CMT_2019-11-20_B": -0.1}
     for r in rows:
         assert r["crs"] == "EPSG:32702" and r["source"] == "stac" and r["tile"] == "02CMT"
-        assert r["collection"] == "sentinel-2-l2a"
-        assert r["file"] == f"scenes/{r['name']}.png"
+        assert r["collection"] == "sentinel-2-l2a" and r["format"] == "geotiff8"
+        assert r["file"] == f"scenes/{r['name']}.tif"   # georeferenced by default
         assert float(r["valid_fraction"]) >= 0.5
         lon_lat = np.array(re.findall(r"(-?\d+\.\d+) (-?\d+\.\d+)", r["footprint"]), float)
         assert np.all((lon_lat[:, 0] > -172) & (lon_lat[:, 0] < -168))
         assert np.all((lon_lat[:, 1] > -78) & (lon_lat[:, 1] < -75))
 
-    # pixels: the project's stretch of the COG window, exactly (no resampling, no shift)
+    # pixels: the project's stretch of the COG window, exactly (no resampling, no shift), in an
+    # 8-bit GeoTIFF on the window's grid
     dn_a = stac_server["dn_a"]
     for r in rows:
-        img = cv2.imread(str(tmp_path / "data" / "stac" / r["file"]), cv2.IMREAD_UNCHANGED)[..., ::-1]
+        with rasterio.open(tmp_path / "data" / "stac" / r["file"]) as ds:
+            img = np.moveaxis(ds.read(), 0, -1)
+            assert ds.dtypes[0] == "uint8" and ds.nodata == 0 and ds.crs.to_epsg() == 32702
+            assert tuple(ds.transform)[:6] == tuple(float(v) for v in r["transform"].split())
         ro, co = int(r["row_off"]), int(r["col_off"])
         win = np.zeros((SCENE, SCENE, 3), np.uint16)
         part = dn_a[ro:ro + SCENE, co:co + SCENE]
@@ -361,3 +388,84 @@ def test_stac_request_follows_params():
     assert r["bbox"] == [-175.0, -77.0, -160.0, -72.0]
     assert r["query"] == {"eo:cloud_cover": {"lte": 12.5}}
     assert r["bands"] == ["B04", "B03", "B02"]
+    # L2A: Earth Search's Collection 1 first, the older collection as the fallback
+    assert stac_request(load_params_dict({}))["collections"] == ["sentinel-2-c1-l2a",
+                                                                 "sentinel-2-l2a"]
+    one = load_params_dict({"collect": {"stac_collection": "sentinel-2-l2a"}})
+    assert stac_request(one)["collections"] == ["sentinel-2-l2a"]
+
+
+def test_collection1_is_used_when_it_has_items(stac_server, tmp_path):
+    """2023: Collection 1 answers; its DNs carry +1000 and raster:bands offset -0.1."""
+    log = stac_server["log"]
+    log.clear()
+    params = _params(stac_server["base"], start_date="2023-11-01", end_date="2023-12-01",
+                     max_scenes=2)
+    rows, details = collect_stac(params, tmp_path, progress=False)
+    searches = [e["body"]["collections"] for e in log if e["path"] == "/search"]
+    assert searches == [["sentinel-2-c1-l2a"]]                  # no fallback needed
+    assert details["collection"] == "sentinel-2-c1-l2a" and len(rows) == 2
+    cat = _catalogue(tmp_path)
+    assert [r["name"] for r in cat] == [r["name"] for r in rows]
+    for r in cat:
+        assert r["collection"] == "sentinel-2-c1-l2a" and r["tile"] == "02CMT"
+        assert r["product_id"] == "S2B_T02CMT_20231120T202851_L2A"
+        assert float(r["reflectance_offset"]) == -0.1 and r["processing_baseline"] == "05.10"
+        assert r["offset_source"] == "raster:bands offset of the asset (sentinel-2-c1-l2a)"
+        with rasterio.open(tmp_path / r["file"]) as ds:
+            img = np.moveaxis(ds.read(), 0, -1)
+            assert ds.tags()["collection"] == "sentinel-2-c1-l2a"
+        ro, co = int(r["row_off"]), int(r["col_off"])
+        win = np.zeros((SCENE, SCENE, 3), np.uint16)
+        part = stac_server["dn_a"][ro:ro + SCENE, co:co + SCENE]
+        win[:part.shape[0], :part.shape[1]] = part
+        # the +1000 DNs with the offset removed are the reflectance of dn_a
+        diff = np.abs(img.astype(int) - dn_to_rgb8(win).astype(int))
+        assert diff.max() <= 1 and (diff == 0).mean() > 0.999
+
+
+def test_missing_collection1_falls_back(stac_server, tmp_path):
+    """An API without sentinel-2-c1-l2a (404 on the search): sentinel-2-l2a is used."""
+    state = stac_server["state"]
+    state["known"] = {"sentinel-2-l2a"}
+    try:
+        rows, details = collect_stac(_params(stac_server["base"], max_scenes=1), tmp_path,
+                                     progress=False)
+    finally:
+        state["known"] = {"sentinel-2-c1-l2a", "sentinel-2-l2a"}
+    assert details["collection"] == "sentinel-2-l2a" and len(rows) == 1
+    assert details["searched"] == "sentinel-2-c1-l2a: does not exist; sentinel-2-l2a: 2 items"
+    assert _catalogue(tmp_path)[0]["collection"] == "sentinel-2-l2a"
+
+
+def _item(collection: str, props: dict, raster: dict | None):
+    import pystac
+
+    asset = {"href": "https://host/B04.tif", "roles": ["data"]}
+    if raster is not None:
+        asset["raster:bands"] = [raster]
+    return pystac.Item.from_dict({
+        "type": "Feature", "stac_version": "1.0.0", "id": "x", "collection": collection,
+        "geometry": None, "properties": {"datetime": "2023-11-20T20:18:41Z", **props},
+        "links": [], "assets": {"red": asset}, "stac_extensions": []})
+
+
+C1, OLD = "sentinel-2-c1-l2a", "sentinel-2-l2a"
+DECLARED = {"nodata": 0, "scale": 0.0001, "offset": -0.1}
+
+
+@pytest.mark.parametrize("collection,props,raster,expect", [
+    # Collection 1: the asset's declared offset (ESA's DNs, BOA_ADD_OFFSET -1000)
+    (C1, {"s2:processing_baseline": "05.10"}, DECLARED,
+     (-0.1, "raster:bands offset of the asset (sentinel-2-c1-l2a)", "05.10")),
+    (C1, {}, None, (-0.1, "sentinel-2-c1-l2a: Collection 1 holds baselines >= 05.00 only", None)),
+    # the older collection: the flag, then the baseline (its raster:bands offset is unreliable;
+    # 02.13 -> 0 and 04.00 -> -0.1 are checked over HTTP above)
+    (OLD, {"s2:processing_baseline": "04.00", "earthsearch:boa_offset_applied": False}, DECLARED,
+     (-0.1, "processing baseline 04.00, earthsearch:boa_offset_applied false", "04.00")),
+    # a declared offset on another scale is not reflectance x 10000: not used
+    (OLD, {}, {"scale": 1.0, "offset": -1000}, (0.0, "baseline unknown: no offset assumed", None)),
+])
+def test_item_offset_per_collection(collection, props, raster, expect):
+    it = _item(collection, props, raster)
+    assert item_offset(it, it.assets["red"], "auto") == expect

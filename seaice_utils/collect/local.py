@@ -17,7 +17,8 @@ DNs must be 16-bit integers (reflectance x 10000). Each product is cut into ``sc
 on its own grid (edge windows padded with no-data 0; windows with less than
 ``min_valid_fraction`` data skipped), all windows of a product up to ``max_scenes`` in all, and
 written by :class:`seaice_utils.collect.sink.SceneSink` to ``<outputs>/data/local`` with the CRS
-and transform of every scene in the catalogue (and in the file itself for ``geotiff16``).
+and transform of every scene in the catalogue (and in the file itself for ``geotiff8``, the
+default, and ``geotiff16``).
 
 Reflectance offset (``collect.reflectance_offset: auto``), in order: ``collect.processing_baseline``;
 the ``BOA_ADD_OFFSET`` / ``RADIO_ADD_OFFSET`` of the product's ``MTD_MSIL2A.xml`` /

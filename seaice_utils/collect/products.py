@@ -19,6 +19,19 @@ detected (see :func:`offset_for_baseline` and the source modules). 16-bit output
 folder means ``reflectance = DN / 10000`` and :func:`seaice_utils.core.scenes.read_scene`'s
 default stretch applies. Valid pixels are never written as 0 in every band (that is no-data):
 they are clipped to 1 DN (16-bit) or written (0, 0, 1) (8-bit).
+
+Scene file formats (``collect.export_format``, :data:`EXPORT_FORMATS`)
+---------------------------------------------------------------------
+``geotiff8`` (default)
+    ``scenes/<name>.tif``: 8-bit RGB with the project's stretch (:func:`dn_to_rgb8`, the same
+    pixels as ``png8``) as a Cloud-Optimised GeoTIFF with the product's CRS and the window's
+    transform, no-data 0. Labels and predictions of such a scene are GeoTIFFs on its grid.
+``geotiff16``
+    ``scenes/<name>.tif``: 16-bit reflectance x 10000 (offset removed, :func:`harmonize_dn`),
+    tiled GeoTIFF with CRS, transform and no-data 0; stretched when read.
+``png8``
+    ``scenes/<name>.png``: the 8-bit RGB of ``geotiff8`` without a georeference in the file
+    (the CRS and transform are only in ``catalogue.csv``).
 """
 
 from __future__ import annotations
@@ -35,7 +48,7 @@ import numpy as np
 from seaice_utils.core.scenes import Stretch, stretch_reflectance
 from seaice_utils.errors import InputError, SeaIceError
 
-__all__ = ["CollectionUnavailable", "S2_BANDS", "band_id", "parse_baseline",
+__all__ = ["CollectionUnavailable", "S2_BANDS", "EXPORT_FORMATS", "band_id", "parse_baseline",
            "offset_for_baseline", "Product", "dn_to_rgb8", "harmonize_dn", "geotiff_bytes",
            "scene_file"]
 
@@ -46,6 +59,17 @@ S2_BANDS = {
     "B7": ("B7", "B07", "rededge3"), "B8": ("B8", "B08", "nir"), "B8A": ("B8A", "B8A", "nir08"),
     "B9": ("B9", "B09", "nir09"), "B10": ("B10", "B10", "cirrus"), "B11": ("B11", "B11", "swir16"),
     "B12": ("B12", "B12", "swir22"),
+}
+
+
+#: ``collect.export_format`` -> what a scene file is (see the module docstring).
+EXPORT_FORMATS = {
+    "geotiff8": "8-bit RGB Cloud-Optimised GeoTIFF, the project's stretch (reflectance 0..1 -> "
+                "0..255), CRS and transform of the window, no-data 0",
+    "geotiff16": "16-bit GeoTIFF of reflectance x 10000 (offset removed), CRS and transform of "
+                 "the window, no-data 0",
+    "png8": "8-bit RGB PNG, the project's stretch; not georeferenced (CRS and transform only in "
+            "catalogue.csv)",
 }
 
 
@@ -228,23 +252,49 @@ def harmonize_dn(dn: np.ndarray, *, offset: float = 0.0, nodata: np.ndarray | No
     return out
 
 
-def geotiff_bytes(dn16: np.ndarray, *, crs: str, transform: Sequence[float],
-                  descriptions: Sequence[str] | None = None, tags: dict | None = None) -> bytes:
-    """A tiled, deflate-compressed 16-bit GeoTIFF (no-data 0) of an (H, W, C) array, as bytes."""
+def geotiff_bytes(bands: np.ndarray, *, crs: str, transform: Sequence[float],
+                  descriptions: Sequence[str] | None = None, tags: dict | None = None,
+                  cog: bool = False) -> bytes:
+    """A deflate-compressed GeoTIFF (no-data 0) of an (H, W, C) uint8 or uint16 array, as bytes.
+
+    Parameters
+    ----------
+    bands : (H, W, C) uint8 or uint16 ndarray
+        Three uint8 bands are tagged red, green, blue (GIS shows them as an RGB image).
+    crs : str
+    transform : 6 floats
+        Affine ``a, b, c, d, e, f`` (rasterio's order).
+    descriptions, tags : optional
+        Band descriptions and dataset tags.
+    cog : bool
+        A Cloud-Optimised GeoTIFF (GDAL's ``COG`` driver: 256 px tiles, overviews averaged
+        without the no-data) instead of a plain tiled GeoTIFF.
+    """
     import rasterio
     from affine import Affine
+    from rasterio.enums import ColorInterp
     from rasterio.io import MemoryFile
 
-    h, w, c = dn16.shape
+    if bands.ndim != 3 or bands.dtype not in (np.uint8, np.uint16):
+        raise InputError(f"a scene GeoTIFF is an (H, W, C) uint8 or uint16 array (got "
+                         f"{bands.dtype} {bands.shape})")
+    h, w, c = bands.shape
     block = 256 if min(h, w) >= 256 else max(16, 16 * math.ceil(min(h, w) / 16))
-    profile = dict(driver="GTiff", height=h, width=w, count=c, dtype="uint16", crs=crs,
-                   transform=Affine(*transform[:6]), nodata=0, tiled=True, blockxsize=block,
-                   blockysize=block, compress="deflate", predictor=2, interleave="pixel")
+    profile = dict(height=h, width=w, count=c, dtype=str(bands.dtype),
+                   crs=rasterio.crs.CRS.from_user_input(crs), transform=Affine(*transform[:6]),
+                   nodata=0, compress="deflate", predictor=2)
+    if cog:
+        profile.update(driver="COG", blocksize=block, overview_resampling="average")
+    else:
+        profile.update(driver="GTiff", tiled=True, blockxsize=block, blockysize=block,
+                       interleave="pixel")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         with MemoryFile() as mem:
             with mem.open(**profile) as dst:
-                dst.write(np.moveaxis(dn16, -1, 0))
+                dst.write(np.moveaxis(bands, -1, 0))
+                if c == 3 and bands.dtype == np.uint8:
+                    dst.colorinterp = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
                 if descriptions:
                     dst.descriptions = tuple(descriptions)
                 if tags:
@@ -254,7 +304,7 @@ def geotiff_bytes(dn16: np.ndarray, *, crs: str, transform: Sequence[float],
 
 def scene_file(rec) -> Path:
     """The scene file of a record: the catalogue's ``file`` column (``scenes/<name>.tif`` for
-    16-bit exports) when present, else the record's ``scene_path``."""
+    GeoTIFF exports) when present, else the record's ``scene_path``."""
     rel = (rec.meta or {}).get("file")
     return Path(rec.root) / rel if rel else Path(rec.scene_path)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from seaice_utils.collect.credentials import credential_status
-from seaice_utils.collect.products import band_id
+from seaice_utils.collect.products import EXPORT_FORMATS, band_id
 from seaice_utils.errors import ParamsError
 
 __all__ = ["EE_COLLECTIONS", "EE_CLOUD_PROPERTY", "STAC_COLLECTIONS", "ee_request",
@@ -23,8 +23,12 @@ __all__ = ["EE_COLLECTIONS", "EE_CLOUD_PROPERTY", "STAC_COLLECTIONS", "ee_reques
 EE_COLLECTIONS = {"L1C": "COPERNICUS/S2_HARMONIZED", "L2A": "COPERNICUS/S2_SR_HARMONIZED"}
 #: Scene-level cloud property of the Earth Engine Sentinel-2 collections (percent).
 EE_CLOUD_PROPERTY = "CLOUDY_PIXEL_PERCENTAGE"
-#: Default STAC collection per processing level (Earth Search v1 naming).
-STAC_COLLECTIONS = {"L1C": "sentinel-2-l1c", "L2A": "sentinel-2-l2a"}
+#: Default STAC collections per processing level (Earth Search v1 naming), tried in order: the
+#: next when one gives no items or does not exist. Collection 1 (``sentinel-2-c1-l2a``: ESA's
+#: reprocessing to baseline >= 05.00) lacks November 2016 to November 2019 and 2022 (Earth
+#: Search README, April 2024), so the paper's November 2019 query falls back to
+#: ``sentinel-2-l2a``.
+STAC_COLLECTIONS = {"L1C": ["sentinel-2-l1c"], "L2A": ["sentinel-2-c1-l2a", "sentinel-2-l2a"]}
 
 
 def _dates(params: dict) -> tuple[str, str]:
@@ -84,7 +88,9 @@ def stac_request(params: dict) -> dict[str, Any]:
     """The STAC item search of a profile as a plain dict (what :mod:`.stac` sends).
 
     ``datetime`` is the closed interval from ``start_date`` 00:00:00 to the second before
-    ``end_date`` (which is exclusive, as in Earth Engine).
+    ``end_date`` (which is exclusive, as in Earth Engine). ``collections`` lists the collections
+    to search one at a time, in order, until one gives items
+    (:func:`seaice_utils.collect.stac.search_collections`).
 
     Examples
     --------
@@ -92,16 +98,20 @@ def stac_request(params: dict) -> dict[str, Any]:
     >>> r = stac_request(defaults())
     >>> r["bbox"], r["datetime"], r["query"]
     ([-180.0, -78.0, -140.0, -70.0], '2019-11-01T00:00:00Z/2019-11-30T23:59:59Z', {'eo:cloud_cover': {'lte': 30}})
+    >>> r["collections"]
+    ['sentinel-2-c1-l2a', 'sentinel-2-l2a']
     """
     c = params["collect"]
     reg = _region(params)
     start, end = _dates(params)
     last = datetime.fromisoformat(end) - timedelta(seconds=1)
-    coll = c["stac_collection"] or STAC_COLLECTIONS[c["collection"]]
-    level = "L2A" if "l2a" in coll.lower() else "L1C" if "l1c" in coll.lower() else c["collection"]
+    colls = c["stac_collection"] or STAC_COLLECTIONS[c["collection"]]
+    colls = [colls] if isinstance(colls, str) else list(colls)
+    first = colls[0].lower()
+    level = "L2A" if "l2a" in first else "L1C" if "l1c" in first else c["collection"]
     return {
         "url": c["stac_url"],
-        "collections": [coll],
+        "collections": colls,
         "level": level,
         "bbox": [reg["west"], reg["south"], reg["east"], reg["north"]],
         "datetime": f"{start}T00:00:00Z/{last.strftime('%Y-%m-%dT%H:%M:%SZ')}",
@@ -127,7 +137,9 @@ def query_rows(params: dict) -> list[dict[str, Any]]:
     folder = params["data"]["folder"] or "(data.folder not set)"
     return [
         {"setting": "collection", "earthengine": e["collection"],
-         "stac": f"{s['collections'][0]} at {s['url']}", "local products": folder},
+         "stac": s["collections"][0] + "".join(f", else {c} (if the one before has no items)"
+                                              for c in s["collections"][1:]) + f" at {s['url']}",
+         "local products": folder},
         {"setting": "region", "earthengine": region + " (planar rectangle)",
          "stac": f"bbox {s['bbox']}", "local products": "whole product"},
         {"setting": "dates", "earthengine": f"{e['start']} <= t < {e['end']}",
@@ -143,10 +155,13 @@ def query_rows(params: dict) -> list[dict[str, Any]]:
         {"setting": "how many", "earthengine": f"{c['max_scenes']} scenes, <= "
          f"{c['scenes_per_product']} per product, <= {c['max_products']} products",
          "stac": "same", "local products": f"<= {c['max_scenes']} scenes"},
-        {"setting": "export", "earthengine": c["export_format"], "stac": c["export_format"],
-         "local products": c["export_format"]},
+        {"setting": "export", "earthengine": f"{c['export_format']}: "
+         f"{EXPORT_FORMATS[c['export_format']]}", "stac": "same", "local products": "same"},
         {"setting": "reflectance offset", "earthengine": "0 (harmonized collection)",
-         "stac": str(c["reflectance_offset"]), "local products": str(c["reflectance_offset"])},
+         "stac": str(c["reflectance_offset"]) + (" (per item: raster:bands offset in Collection "
+                                                  "1; boa_offset_applied / baseline otherwise)"
+                                                  if c["reflectance_offset"] == "auto" else ""),
+         "local products": str(c["reflectance_offset"])},
     ]
 
 

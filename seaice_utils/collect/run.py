@@ -55,7 +55,7 @@ from seaice_utils.collect.stac import collect_stac
 from seaice_utils.data.dataset import (DATA_SOURCE_RECORD, SceneRecord, ensure_dataset,
                                        ensure_synthetic_dataset, resolve_source)
 from seaice_utils.errors import InputError
-from seaice_utils.report import record
+from seaice_utils.report import record, shown_path
 
 __all__ = ["CollectResult", "collect"]
 
@@ -77,6 +77,9 @@ class CollectResult:
         Why ``effective`` differs from ``requested`` ('' when it does not).
     details : dict
         Query, credential method (names of environment variables only), counts.
+    outputs : Path, optional
+        The outputs folder: messages, tables and the record show ``root`` (and the input
+        folder) relative to it (:func:`seaice_utils.report.shown_path`).
     """
 
     requested: str
@@ -85,6 +88,12 @@ class CollectResult:
     records: list
     reason: str = ""
     details: dict = field(default_factory=dict)
+    outputs: Path | None = None
+
+    @property
+    def shown_root(self) -> str:
+        """``root`` as written into outputs, e.g. ``data/synthetic``."""
+        return shown_path(self.root, self.outputs)
 
     @property
     def fell_back(self) -> bool:
@@ -102,13 +111,14 @@ class CollectResult:
         if self.fell_back:
             return (f"DATA SOURCE FALLBACK: data.source is {self.requested!r} but it could not be "
                     f"used: {self.reason}\nContinuing with the embedded SYNTHETIC dataset "
-                    f"({n} scenes in {self.root}). Results are not the paper's Ross Sea scenes.")
+                    f"({n} scenes in {self.shown_root}). Results are not the paper's Ross Sea "
+                    "scenes.")
         what = {"earthengine": "Sentinel-2 scenes from Google Earth Engine",
                 "stac": "Sentinel-2 scenes from the STAC API",
                 "local": "scenes cut from the local Sentinel-2 products",
                 "folder": "scenes of the folder, used as they are",
                 "synthetic": "scenes of the embedded synthetic dataset"}[self.effective]
-        return f"data source: {self.effective}: {n} {what} in {self.root}"
+        return f"data source: {self.effective}: {n} {what} in {self.shown_root}"
 
     def markdown(self) -> str:
         """The message as a Markdown block for notebooks (a warning block when it fell back)."""
@@ -120,7 +130,7 @@ class CollectResult:
     def as_record(self) -> dict:
         return {"requested": self.requested, "effective": self.effective,
                 "fell_back": self.fell_back, "reason": self.reason, "n_scenes": len(self.records),
-                "root": str(self.root), "details": self.details,
+                "root": self.shown_root, "details": self.details,
                 "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
     def summary_rows(self) -> list[dict[str, Any]]:
@@ -128,7 +138,7 @@ class CollectResult:
                 ("source used", self.effective),
                 ("fell back to synthetic", "YES" if self.fell_back else "no"),
                 ("reason", self.reason or "-"), ("scenes", len(self.records)),
-                ("dataset folder", str(self.root))]
+                ("dataset folder", self.shown_root)]
         rows += [(k, v) for k, v in self.details.items() if not isinstance(v, (dict, list))]
         return [{"item": k, "value": str(v)} for k, v in rows]
 
@@ -187,13 +197,14 @@ def collect(params: dict, outputs: str | os.PathLike, *, progress: bool | None =
                                  f"{params['collect']['min_valid_fraction']:.0%} valid pixels in the "
                                  f"products of {folder}")
             result = CollectResult(src, "local", root, _records(root, rows),
-                                   details={"products": len(products), "input_folder": str(folder)})
+                                   details={"products": len(products),
+                                            "input_folder": shown_path(folder, outputs)})
         else:
             # a folder of ready scenes, read as it is; an earlier run's record of products
             # ingested from this same folder still points at <outputs>/data/local
             recs = ensure_dataset(outputs, resolve_source(params, outputs), progress=show)
             result = CollectResult(src, "folder", Path(folder), recs,
-                                   details={"input_folder": str(folder)})
+                                   details={"input_folder": shown_path(folder, outputs)})
     elif src in ("earthengine", "stac"):
         root = data_dir / src
         try:
@@ -215,10 +226,12 @@ def collect(params: dict, outputs: str | os.PathLike, *, progress: bool | None =
             synth["data"]["source"] = "synthetic"
             recs = ensure_synthetic_dataset(sroot, synth, progress=show)
             result = CollectResult(src, "synthetic", sroot, recs, reason=str(exc),
-                                   details={"generator": "seaice_utils.data.synthetic"})
+                                   details={"generator": "seaice_utils.data.synthetic"},
+                                   outputs=outputs)
             warnings.warn(result.message(), UserWarning, stacklevel=2)
     else:  # load_params rejects other values; guard direct dict use
         raise InputError(f"data.source must be synthetic, folder, earthengine or stac (got {src!r})")
+    result.outputs = outputs
     rec = result.as_record()
     rec["requested_folder"] = params["data"]["folder"]
     record(outputs, DATA_SOURCE_RECORD, rec)

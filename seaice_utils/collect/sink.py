@@ -5,11 +5,16 @@ Every source (Earth Engine, STAC, local products) hands the digital numbers of e
 layout of :mod:`seaice_utils.data.dataset`)::
 
     <outputs>/data/<source>/
-      scenes/<name>.png     8-bit RGB, the project's stretch (collect.export_format: png8, default)
-      scenes/<name>.tif     16-bit reflectance x 10000, georeferenced (export_format: geotiff16)
-      catalogue.csv         one row per scene: product id, date, tile, cloud cover, CRS, transform,
-                            footprint (WKT, lon/lat), valid share, reflectance offset, file
+      scenes/<name>.tif     collect.export_format geotiff8 (default): 8-bit RGB, the project's
+                            stretch, Cloud-Optimised GeoTIFF with CRS, transform, no-data 0;
+                            geotiff16: 16-bit reflectance x 10000 GeoTIFF, same georeference
+      scenes/<name>.png     png8: the 8-bit RGB of geotiff8 without georeference in the file
+      catalogue.csv         one row per scene: collection, product id, date, tile, cloud cover,
+                            CRS, transform, footprint (WKT, lon/lat), valid share, reflectance
+                            offset and where it came from, format, file
       collect_state.json    resume state: query fingerprint and windows rejected for no-data
+
+The formats are described in :mod:`seaice_utils.collect.products` (:data:`EXPORT_FORMATS`).
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from seaice_utils.collect.products import Product, dn_to_rgb8, geotiff_bytes, harmonize_dn
+from seaice_utils.collect.products import (EXPORT_FORMATS, Product, dn_to_rgb8, geotiff_bytes,
+                                           harmonize_dn)
 from seaice_utils.collect.windows import candidate_windows, footprint_wkt, window_transform
+from seaice_utils.core.geotiff import ATTRIBUTION
 from seaice_utils.core.scenes import Stretch, atomic_write_bytes, write_json, write_png
 from seaice_utils.data.dataset import write_catalogue
 from seaice_utils.errors import InputError
@@ -78,6 +85,9 @@ class SceneSink:
         self.scene_px = int(c["scene_px"])
         self.scale = float(c["scale"])
         self.fmt = c["export_format"]
+        if self.fmt not in EXPORT_FORMATS:
+            raise InputError(f"collect.export_format must be one of {', '.join(EXPORT_FORMATS)} "
+                             f"(got {self.fmt!r})")
         self.min_valid = float(c["min_valid_fraction"])
         self.max_scenes = int(c["max_scenes"])
         self.per_product = int(c["scenes_per_product"])
@@ -123,7 +133,9 @@ class SceneSink:
             import rasterio
 
             with rasterio.open(path) as src:
-                return (src.height, src.width, src.count) == (self.scene_px, self.scene_px, 3)
+                dtype = "uint16" if self.fmt == "geotiff16" else "uint8"
+                return ((src.height, src.width, src.count) == (self.scene_px, self.scene_px, 3)
+                        and src.dtypes[0] == dtype)
         except Exception:
             return False
 
@@ -189,19 +201,28 @@ class SceneSink:
             return None
         transform = window_transform(product, row, col, self.scale)
         crs = _crs_text(product.crs)
-        if self.fmt == "png8":
-            rel = f"scenes/{name}.png"
-            write_png(self.root / rel, dn_to_rgb8(dn, offset=product.offset, nodata=nodata))
-            stretch = Stretch(offset=product.offset).describe()
-        else:
+        tags = {"product_id": product.id, "source": self.source,
+                "collection": product.extra.get("collection") or self.collection,
+                "ATTRIBUTION": ATTRIBUTION}
+        if self.fmt == "geotiff16":
             rel = f"scenes/{name}.tif"
             atomic_write_bytes(self.root / rel, geotiff_bytes(
                 harmonize_dn(dn, offset=product.offset, nodata=nodata), crs=crs,
                 transform=transform, descriptions=("red", "green", "blue"),
-                tags={"reflectance": "DN / 10000 (offset removed)", "product_id": product.id,
-                      "source": self.source}))
+                tags={"reflectance": "DN / 10000 (offset removed)", **tags}))
             stretch = f"none (16-bit DN, offset {product.offset:g} removed)"
-        rec = {"name": name, "source": self.source, "file": rel, "collection": self.collection,
+        else:
+            rgb = dn_to_rgb8(dn, offset=product.offset, nodata=nodata)
+            stretch = Stretch(offset=product.offset).describe()
+            if self.fmt == "png8":
+                rel = f"scenes/{name}.png"
+                write_png(self.root / rel, rgb)
+            else:  # geotiff8
+                rel = f"scenes/{name}.tif"
+                atomic_write_bytes(self.root / rel, geotiff_bytes(
+                    rgb, crs=crs, transform=transform, descriptions=("red", "green", "blue"),
+                    tags={"stretch": stretch, "nodata": "0 in every band", **tags}, cog=True))
+        rec = {"name": name, "source": self.source, "file": rel, "collection": tags["collection"],
                "product_id": product.id,
                "datetime": product.datetime, "tile": product.tile,
                "cloud_cover": "" if product.cloud_cover is None else round(float(product.cloud_cover), 3),

@@ -1,20 +1,44 @@
 """Collecting the scenes from an open STAC API, without an account (``data.source: stac``).
 
-The query (:func:`seaice_utils.collect.query.stac_request`: collection, bbox, datetime
+The query (:func:`seaice_utils.collect.query.stac_request`: collections, bbox, datetime
 interval, ``eo:cloud_cover`` filter) is sent as a STAC item search with ``pystac-client`` to
-``collect.stac_url`` (Earth Search v1 by default, whose ``sentinel-2-l2a`` items point at public
-cloud-optimised GeoTIFFs on AWS). For each item the red, green and blue assets are found by key
-(``red``, ``B04``, ...) or by their ``eo:bands`` names and opened with rasterio through GDAL's
-``/vsicurl/`` (``/vsis3/`` for ``s3://`` hrefs, unsigned); each scene is a windowed read of the
-three COGs (HTTP range requests, only the tiles needed), cut on the product's own UTM grid like
-the Earth Engine path and written by :class:`seaice_utils.collect.sink.SceneSink`.
+``collect.stac_url`` (Earth Search v1 by default). For each item the red, green and blue assets
+are found by key (``red``, ``B04``, ...) or by their ``eo:bands`` names and opened with rasterio
+through GDAL's ``/vsicurl/`` (``/vsis3/`` for ``s3://`` hrefs, unsigned); each scene is a
+windowed read of the three COGs (HTTP range requests, only the tiles needed), cut on the
+product's own UTM grid like the Earth Engine path and written by
+:class:`seaice_utils.collect.sink.SceneSink`.
 
-Reflectance offset of an item (``collect.reflectance_offset: auto``), in order:
-``earthsearch:boa_offset_applied`` true -> 0 (already removed); the processing baseline
-(``s2:processing_baseline``, or the ``_Nxxxx`` token of ``s2:product_uri``) -> -0.1 from 04.00
-on, else 0; the asset's ``raster:bands`` offset; else 0. (Earth Search has mis-tagged some 2022+
-items; set ``collect.reflectance_offset`` to a number to override. The paper's November 2019
-scenes predate baseline 04.00, so their offset is 0.)
+Collections, in order (``collect.stac_collection``; :func:`search_collections`)
+-------------------------------------------------------------------------------
+1. ``sentinel-2-c1-l2a``, Earth Search's Collection 1: COGs of ESA's reprocessing to baseline
+   05.00 or later. Its items lack November 2016 to November 2019 and 2022 (Earth Search README,
+   as of April 2024), which includes the paper's November 2019.
+2. ``sentinel-2-l2a``, the older collection (all baselines), searched when the first gives no
+   items or does not exist (an HTTP 404 from the search).
+
+Only the first collection that gives items is used; the catalogue's ``collection`` column and
+``details["collection"]`` say which, ``details["searched"]`` what each collection gave.
+
+Reflectance offset of an item (``collect.reflectance_offset: auto``)
+---------------------------------------------------------------------
+Earth Search (README, "Gain/Offset in Items after Jan 25, 2022") documents the asset's
+``raster:bands`` ``scale`` and ``offset``: an offset other than 0 is to be applied after the
+scale. Its maintainers call ``earthsearch:boa_offset_applied`` the reliable flag for the older
+collection, whose ``raster:bands`` offset may say -0.1 where the offset was already removed
+(earth-search issue 9). So, per collection:
+
+* Collection 1 (an id with ``c1``): ``earthsearch:boa_offset_applied`` true -> 0; else the
+  asset's ``raster:bands`` offset (scale 0.0001; -0.1 for these baseline >= 05.00 DNs, which
+  carry ``BOA_ADD_OFFSET`` -1000); else the processing baseline; else -0.1 (the collection holds
+  baselines >= 05.00 only).
+* Other collections: ``earthsearch:boa_offset_applied`` true -> 0 (already removed); the
+  processing baseline (``s2:processing_baseline``, or the ``_Nxxxx`` token of
+  ``s2:product_uri``) -> -0.1 from 04.00 on, else 0; the asset's ``raster:bands`` offset; else 0.
+
+Earth Search has mis-tagged some 2022 and 2025 items of ``sentinel-2-l2a`` (offset removed but
+``boa_offset_applied`` false: earth-search issues 66 and 71); set ``collect.reflectance_offset``
+to a number to override. The paper's November 2019 scenes predate baseline 04.00: offset 0.
 
 GDAL settings used for the reads (:func:`gdal_options`): no directory listing on open, HTTP
 timeouts from ``collect.timeout_s``, retries, merged range requests, unsigned S3 access.
@@ -22,6 +46,7 @@ timeouts from ``collect.timeout_s``, retries, merged range requests, unsigned S3
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import warnings
@@ -34,8 +59,8 @@ from seaice_utils.collect.products import (CollectionUnavailable, Product, band_
 from seaice_utils.collect.query import stac_request
 from seaice_utils.collect.sink import SceneSink, read_window, run_products
 
-__all__ = ["gdal_options", "vsi_path", "search_items", "asset_href", "item_offset",
-           "product_from_item", "collect_stac"]
+__all__ = ["gdal_options", "vsi_path", "search_items", "search_collections", "asset_href",
+           "is_collection1", "item_offset", "product_from_item", "collect_stac"]
 
 
 def gdal_options(timeout_s: float = 60) -> dict[str, str]:
@@ -63,8 +88,20 @@ def vsi_path(href: str) -> str:
     return href
 
 
-def search_items(spec: dict) -> list:
-    """Items of a STAC item search (``pystac.Item``), sorted by cloud cover, date and id.
+class _NoSuchCollection(Exception):
+    pass
+
+
+def search_items(spec: dict, collection: str | None = None) -> list:
+    """Items of a STAC item search in one collection (``pystac.Item``), sorted by cloud cover,
+    date and id.
+
+    Parameters
+    ----------
+    spec : dict
+        :func:`seaice_utils.collect.query.stac_request`.
+    collection : str, optional
+        The collection searched (default: the first of ``spec["collections"]``).
 
     Raises
     ------
@@ -76,13 +113,16 @@ def search_items(spec: dict) -> list:
     except ImportError:
         raise CollectionUnavailable("the STAC path needs pystac-client (pip install "
                                     "pystac-client)") from None
+    collection = collection or spec["collections"][0]
     try:
         client = Client.open(spec["url"], timeout=spec["timeout_s"])
-        search = client.search(collections=spec["collections"], bbox=spec["bbox"],
+        search = client.search(collections=[collection], bbox=spec["bbox"],
                                datetime=spec["datetime"], query=spec["query"],
                                max_items=spec["max_products"])
         items = list(search.items())
     except Exception as exc:  # requests' connection errors, pystac_client.APIError, ...
+        if getattr(exc, "status_code", None) == 404:
+            raise _NoSuchCollection(str(exc)[:200]) from None
         raise CollectionUnavailable(
             f"the STAC API at {spec['url']} could not be searched ({type(exc).__name__}: "
             f"{str(exc)[:400]}); check the network or collect.stac_url") from None
@@ -92,6 +132,40 @@ def search_items(spec: dict) -> list:
         return (cc if cc is not None else 101.0, str(it.properties.get("datetime")), it.id)
 
     return sorted(items, key=key)
+
+
+def search_collections(spec: dict) -> tuple[list, str, list[dict]]:
+    """Search ``spec["collections"]`` in order; the first that gives items is used.
+
+    Returns
+    -------
+    items : list of pystac.Item
+        Those of the collection used (empty when none gave any).
+    collection : str
+        The collection used (the last one searched when none gave items).
+    searched : list of dict
+        ``{"collection", "items"}`` per collection searched, in order; ``items`` is
+        ``"does not exist"`` where the API answered 404.
+
+    Raises
+    ------
+    CollectionUnavailable
+        The API cannot be reached or refuses a search (not a missing collection).
+    """
+    searched: list[dict] = []
+    items: list = []
+    coll = spec["collections"][0]
+    for coll in spec["collections"]:
+        try:
+            items = search_items(spec, coll)
+        except _NoSuchCollection:
+            searched.append({"collection": coll, "items": "does not exist"})
+            items = []
+            continue
+        searched.append({"collection": coll, "items": len(items)})
+        if items:
+            break
+    return items, coll, searched
 
 
 def asset_href(item, band: str) -> tuple[str, Any]:
@@ -121,22 +195,53 @@ def asset_href(item, band: str) -> tuple[str, Any]:
                    f"{', '.join(item.assets)})")
 
 
+def is_collection1(collection: str | None) -> bool:
+    """Whether a collection id names Earth Search's Collection 1 (``sentinel-2-c1-l2a``).
+
+    >>> is_collection1("sentinel-2-c1-l2a"), is_collection1("sentinel-2-l2a"), is_collection1(None)
+    (True, False, False)
+    """
+    return bool(collection) and re.search(r"(^|[-_])c1([-_]|$)", collection.lower()) is not None
+
+
+def _raster_offset(asset) -> float | None:
+    """The ``raster:bands`` offset of an asset when its scale is 0.0001 (or not given)."""
+    rb = asset.extra_fields.get("raster:bands") or []
+    if not rb or not isinstance(rb[0], dict) or rb[0].get("offset") is None:
+        return None
+    scale = rb[0].get("scale")
+    if scale is not None and not math.isclose(float(scale), 1e-4, rel_tol=1e-6):
+        return None  # not reflectance x 10000: the project's DN scale would not apply
+    return round(float(rb[0]["offset"]), 6)
+
+
 def item_offset(item, asset, offset_param: Any) -> tuple[float, str, str | None]:
-    """Reflectance offset of an item's DNs: ``(offset, where it came from, baseline)``."""
+    """Reflectance offset of an item's DNs: ``(offset, where it came from, baseline)``.
+
+    The rules per collection are in the module docstring.
+    """
     p = item.properties
     baseline = parse_baseline(p.get("s2:processing_baseline") or
                               p.get("sentinel:processing_baseline") or p.get("processing:version"))
     baseline = baseline or parse_baseline(p.get("s2:product_uri") or p.get("s2:granule_id") or "")
     if offset_param != "auto":
         return float(offset_param), "collect.reflectance_offset", baseline
+    coll = item.collection_id or ""
     applied = p.get("earthsearch:boa_offset_applied", p.get("sentinel:boa_offset_applied"))
     if applied is True:
         return 0.0, "earthsearch:boa_offset_applied (already removed)", baseline
+    declared = _raster_offset(asset)
+    if is_collection1(coll):
+        if declared is not None:
+            return declared, f"raster:bands offset of the asset ({coll})", baseline
+        if baseline:
+            return offset_for_baseline(baseline), f"processing baseline {baseline}", baseline
+        return -0.1, f"{coll}: Collection 1 holds baselines >= 05.00 only", None
     if baseline:
-        return offset_for_baseline(baseline), f"processing baseline {baseline}", baseline
-    rb = asset.extra_fields.get("raster:bands") or []
-    if rb and isinstance(rb[0], dict) and rb[0].get("offset") is not None:
-        return float(rb[0]["offset"]), "raster:bands offset of the asset", None
+        note = ", earthsearch:boa_offset_applied false" if applied is False else ""
+        return offset_for_baseline(baseline), f"processing baseline {baseline}{note}", baseline
+    if declared is not None:
+        return declared, "raster:bands offset of the asset", None
     return 0.0, "baseline unknown: no offset assumed", None
 
 
@@ -187,7 +292,8 @@ def collect_stac(params: dict, root: str | os.PathLike, *,
     rows : list of dict
         Catalogue rows (also in ``root/catalogue.csv``).
     details : dict
-        The request, the number of items found and skipped.
+        The request, the collection used, what each collection searched gave, the number of
+        items found and skipped.
 
     Raises
     ------
@@ -197,8 +303,8 @@ def collect_stac(params: dict, root: str | os.PathLike, *,
     import rasterio
 
     spec = stac_request(params)
-    items = search_items(spec)
-    sink = SceneSink(root, source="stac", query=spec, params=params)
+    items, used, searched = search_collections(spec)
+    sink = SceneSink(root, source="stac", query={**spec, "collection": used}, params=params)
     skipped: list[str] = []
     opened: dict[str, list] = {}
 
@@ -246,7 +352,10 @@ def collect_stac(params: dict, root: str | os.PathLike, *,
     if skipped:
         warnings.warn(f"{len(skipped)} STAC items skipped: " + "; ".join(skipped[:5]), UserWarning,
                       stacklevel=2)
-    details = {"stac_url": spec["url"], "collection": spec["collections"][0],
+    details = {"stac_url": spec["url"], "collection": used,
+               "searched": "; ".join(f"{s['collection']}: {s['items']}" +
+                                     ("" if s["items"] == "does not exist" else " items")
+                                     for s in searched),
                "level": spec["level"], "products": len(items), "skipped_products": len(skipped),
                "request": spec}
     return rows, details

@@ -3,7 +3,9 @@
 Layout of a dataset folder (the same for every data source)::
 
     <root>/
-      scenes/<name>.png     RGB uint8 scene (no-data = 0 in every band)
+      scenes/<name>.png     RGB uint8 scene (no-data = 0 in every band); collected scenes are
+                            GeoTIFFs (scenes/<name>.tif, 8-bit RGB or 16-bit reflectance with
+                            CRS and transform) by default, named by the catalogue's file column
       truth/<name>.png      reference class map, uint8 (0 water, 1 thin, 2 thick, 255 no-data);
                             synthetic ground truth, or a user's manual labels (optional)
       cloud/<name>.png      cloud mask, uint8 (0 clear, 1 haze, 2 shadow; optional)
@@ -161,7 +163,9 @@ def read_catalogue(root: str | os.PathLike) -> list[SceneRecord]:
     scenes = root / "scenes"
     if not scenes.is_dir():
         raise InputError(f"not a dataset folder (no {CATALOGUE} and no scenes/): {root}")
-    return [SceneRecord(root, p.stem, {}) for p in sorted(scenes.glob("*.png"))]
+    return [SceneRecord(root, p.stem, {} if p.suffix == ".png" else {"file": f"scenes/{p.name}"})
+            for p in sorted(scenes.iterdir())
+            if p.is_file() and p.suffix in (".png", ".tif") and not p.name.startswith(".")]
 
 
 def load_scene(rec: SceneRecord) -> Scene:
