@@ -8,6 +8,9 @@
                  [--spark-master URL] [--no-filter] [--bands R,G,B] [--nodata V]
                  [--params FILE] [--resume]
     seaice reproduce [--params FILE] [--outputs DIR] [--only 02,03] [--notebooks DIR]
+    seaice reproduce --params A.yml --params B.yml | --params DIR ...   batch: OUTPUTS/<profile>/,
+                 OUTPUTS/comparison.csv
+    seaice verify A B | A --reference MANIFEST [--tolerance X]   compare two runs' tables
     seaice collect [--params FILE] [--outputs DIR] [--source S] [--folder DIR] [--no-fallback]
     seaice train [--params FILE] [--outputs DIR] [--labels man|auto|both] [--workers N]
                  [--hosts H] [--epochs N] [--mixed-precision] [--xla]
@@ -29,6 +32,7 @@ import sys
 from pathlib import Path
 
 from seaice_utils.errors import InputError, ParamsError, SeaIceError
+from seaice_utils import __version__
 
 __all__ = ["main", "build_parser"]
 
@@ -47,6 +51,7 @@ def _bands(text: str) -> tuple[int, int, int]:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="seaice", description="Sea-ice classification of Sentinel-2 "
                                  "imagery: auto-labelling, U-Net training, evaluation.")
+    ap.add_argument("--version", action="version", version=f"seaice {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="generate the synthetic Sentinel-2-like dataset")
@@ -78,10 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--nodata", type=float, help="fill value marking no-data (default 0)")
     lb.add_argument("--reflectance-max", type=float, default=1.0,
                     help="reflectance mapped to 255 for 16-bit input (default 1.0)")
-    lb.add_argument("--scale", type=float, default=10000.0, help="DN per unit reflectance (10000)")
+    lb.add_argument("--scale", type=float, help="file units per reflectance 1 (default: 10000 "
+                    "for integer input; float input whose values lie within -0.2..1.5 is "
+                    "reflectance, scale 1; other float input needs --scale)")
     lb.add_argument("--offset", type=float, default=0.0,
                     help="reflectance offset added after scaling (-0.1 for L2A baseline >= 04.00)")
-    lb.add_argument("--resume", action="store_true", help="skip inputs whose outputs are complete")
+    lb.add_argument("--resume", action="store_true", help="skip inputs whose outputs are complete "
+                    "and made with the same settings from the same input; redo the others")
     lb.add_argument("--engine", choices=("sequential", "multiprocessing", "spark"),
                     help="how to spread the work (default: engines.engine of the profile, "
                     "sequential)")
@@ -98,12 +106,24 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--no-progress", action="store_true")
 
     r = sub.add_parser("reproduce", help="run every notebook headless and regenerate all outputs")
-    r.add_argument("--params", default="quick", help="profile (file or name in params/; quick)")
+    r.add_argument("--params", action="append", help="profile (file or name in params/; "
+                   "quick). Give it more than once, or a folder of *.yml, for a batch: each "
+                   "profile runs into OUTPUTS/<profile>/ (the name: global.profile, else the "
+                   "file's stem) and OUTPUTS/comparison.csv compares their headline figures")
     r.add_argument("--outputs", default="outputs", help="outputs folder (outputs)")
     r.add_argument("--only", help="comma-separated notebook numbers to run, e.g. 02,03")
     r.add_argument("--notebooks", help="folder of the numbered notebooks (default: notebooks/ "
                    "of the working directory or a folder above it)")
     r.add_argument("--no-progress", action="store_true")
+
+    v = sub.add_parser("verify", help="compare two runs (outputs folders or manifest.json): "
+                       "tables cell by cell outside timing columns, figures by hash; exit 0 "
+                       "when the tables agree, 1 when some differ")
+    v.add_argument("a", metavar="A", help="outputs folder or its manifest.json")
+    v.add_argument("b", metavar="B", nargs="?", help="the other run (or --reference)")
+    v.add_argument("--reference", metavar="MANIFEST", help="the run to compare A with (same as B)")
+    v.add_argument("--tolerance", type=float, default=0.0,
+                   help="absolute difference under which numbers agree (default 0: exact)")
 
     c = sub.add_parser("collect", help="collect the profile's scenes (Earth Engine, STAC, local "
                        "products or synthetic) into OUTPUTS/data/<source> (what notebook 01 does)")
@@ -114,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--folder", help="override data.folder (downloaded products or scenes); "
                    "implies --source folder")
     c.add_argument("--max-scenes", type=int, help="override collect.max_scenes")
-    c.add_argument("--format", dest="export_format", choices=("png8", "geotiff16"),
+    c.add_argument("--format", dest="export_format", choices=("geotiff8", "geotiff16", "png8"),
                    help="override collect.export_format")
     c.add_argument("--no-fallback", action="store_true", help="fail (exit 1) instead of "
                    "falling back to the synthetic dataset when the source cannot be used")
@@ -171,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--nodata", type=float, help="fill value marking no-data (default 0)")
     pr.add_argument("--reflectance-max", type=float, default=1.0,
                     help="reflectance mapped to 255 for 16-bit input (default 1.0)")
-    pr.add_argument("--scale", type=float, default=10000.0, help="DN per unit reflectance (10000)")
+    pr.add_argument("--scale", type=float, help="file units per reflectance 1 (default: 10000 "
+                    "for integer input; float input whose values lie within -0.2..1.5 is "
+                    "reflectance, scale 1; other float input needs --scale)")
     pr.add_argument("--offset", type=float, default=0.0,
                     help="reflectance offset added after scaling (-0.1 for L2A baseline >= 04.00)")
     pr.add_argument("--pixel-size", type=float, help="pixel side in metres for the areas "
@@ -183,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "inference.workers; 0 = all cores)")
     pr.add_argument("--spark-master", help="Spark master (default local[workers]); on a cluster "
                     "OUTPUT must be on storage every executor can write to")
-    pr.add_argument("--resume", action="store_true", help="skip scenes whose outputs exist")
+    pr.add_argument("--resume", action="store_true", help="skip scenes whose outputs are complete "
+                    "and made with the same model and options from the same input; redo the others")
     pr.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("params", help="validate a profile and print it with defaults filled in")
@@ -193,7 +216,51 @@ def build_parser() -> argparse.ArgumentParser:
                         "check the conventions")
     nb.add_argument("action", choices=("strip", "check"))
     nb.add_argument("files", nargs="+", metavar="NOTEBOOK")
+    for name, sp in sub.choices.items():           # the conventions every command shares
+        sp.add_argument("-v", "--verbose", action="store_true", help="also log details")
+        sp.add_argument("-q", "--quiet", action="store_true",
+                        help="only warnings and errors (no progress bars)")
+        if name in SET_COMMANDS:
+            sp.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                            help="override one profile key (repeatable), validated like the "
+                                 "profile: e.g. --set filter.median_kernel=101")
     return ap
+
+
+#: Commands that read a profile and so take ``--set``.
+SET_COMMANDS = ("synth", "label", "collect", "train", "predict", "params")
+
+
+def _log():
+    import logging
+
+    return logging.getLogger("seaice")
+
+
+def _configure_logging(a) -> None:
+    """The ``seaice`` logger: INFO to stderr by default, DEBUG with -v, WARNING with -q."""
+    import logging
+
+    level = (logging.WARNING if getattr(a, "quiet", False)
+             else logging.DEBUG if getattr(a, "verbose", False) else logging.INFO)
+    class CurrentStderr(logging.Handler):
+        """Writes to whatever ``sys.stderr`` is when a record comes (a notebook's, a test's)."""
+
+        def emit(self, record):
+            try:
+                sys.stderr.write(self.format(record) + "\n")
+            except Exception:
+                self.handleError(record)
+
+    log = logging.getLogger("seaice")
+    if not any(getattr(h, "_seaice_cli", False) for h in log.handlers):
+        handler = CurrentStderr()
+        handler._seaice_cli = True
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(level)
+    if getattr(a, "quiet", False) and hasattr(a, "no_progress"):
+        a.no_progress = True
 
 
 def _cmd_synth(a) -> int:
@@ -210,7 +277,7 @@ def _cmd_synth(a) -> int:
         return 0
     if a.out is None:
         raise ParamsError("give the dataset folder OUT (or --agreement)")
-    params = load_params(a.params)
+    params = load_params(a.params, a.set)
     over = {"n_scenes": a.n_scenes, "scene_size": a.size, "cloudy_fraction": a.cloudy_fraction,
             "cloud_cover": a.cloud_cover, "shadow_cover": a.shadow_cover,
             "nodata_wedge_fraction": a.nodata_wedge_fraction}
@@ -250,13 +317,13 @@ def _expect_size(text: str | None, inputs, tile_size: int):
 
 def _cmd_label(a) -> int:
     from seaice_utils.labelling.jobs import run_label_job
-    from seaice_utils.params import defaults, load_params
+    from seaice_utils.params import load_params
     from seaice_utils.labelling.settings import filter_params, thresholds
     from seaice_utils.core.scenes import list_inputs
     from seaice_utils.labelling.pipeline import LabelOptions
     from seaice_utils.core.scenes import Stretch
 
-    params = load_params(a.params) if a.params else defaults()
+    params = load_params(a.params, a.set)
     if a.filter_on:
         params["filter"]["apply_to"] = a.filter_on
     eng = params["engines"]
@@ -288,7 +355,18 @@ def _cmd_reproduce(a) -> int:
     from seaice_utils.runner import run_notebooks
 
     only = [x.strip() for x in a.only.split(",")] if a.only else None
-    m = run_notebooks(a.params, a.outputs, only=only, notebook_dir=a.notebooks,
+    specs = a.params or ["quick"]
+    if len(specs) > 1 or Path(specs[0]).is_dir():
+        from seaice_utils.runner import run_batch
+        from seaice_utils.verify import comparison_text
+
+        rows = run_batch(specs, a.outputs, only=only, notebook_dir=a.notebooks,
+                         progress=not a.no_progress)
+        print(comparison_text(rows))
+        print(f"comparison: {Path(a.outputs) / 'comparison.csv'}   runs: "
+              f"{', '.join(str(Path(a.outputs) / r['profile']) for r in rows)}")
+        return 0 if all(r["status"] == "ok" for r in rows) else 1
+    m = run_notebooks(specs[0], a.outputs, only=only, notebook_dir=a.notebooks,
                       progress=not a.no_progress)
     for nb in m["notebooks"]:
         print(f"{nb['notebook']:<40} {nb['status']:>6} {nb['seconds']:8.1f} s")
@@ -297,13 +375,23 @@ def _cmd_reproduce(a) -> int:
     return 0
 
 
+def _cmd_verify(a) -> int:
+    from seaice_utils.verify import compare_runs
+
+    if (a.b is None) == (a.reference is None):
+        raise InputError("give the other run as B or as --reference MANIFEST (one of them)")
+    result = compare_runs(a.a, a.b or a.reference, tolerance=a.tolerance)
+    print("\n".join(result.lines()))
+    return 0 if result.ok else 1
+
+
 def _cmd_collect(a) -> int:
     import warnings
 
     from seaice_utils.collect.run import collect
     from seaice_utils.params import load_params, load_params_dict
 
-    params = load_params(a.params)
+    params = load_params(a.params, a.set)
     if a.folder:
         params["data"].update(source="folder", folder=a.folder)
     if a.source:
@@ -329,15 +417,15 @@ def _cmd_train(a) -> int:
     labels = ("man", "auto") if a.labels == "both" else (a.labels,)
     return train_cli(a.params, a.outputs, labels=labels, workers=a.workers, hosts=a.hosts,
                      epochs=a.epochs, mixed_precision=a.mixed_precision, xla=a.xla,
-                     progress=not a.no_progress)
+                     progress=not a.no_progress, overrides=a.set)
 
 
 def _cmd_predict(a) -> int:
     from seaice_utils.inference import predict_inputs, predict_options
-    from seaice_utils.params import defaults, load_params
+    from seaice_utils.params import load_params
     from seaice_utils.core.scenes import Stretch
 
-    params = load_params(a.params) if a.params else defaults()
+    params = load_params(a.params, a.set)
     if not a.params:           # the filter constants the model was trained with, when recorded
         from seaice_utils.inference import read_model_settings
 
@@ -348,8 +436,8 @@ def _cmd_predict(a) -> int:
         if recorded is not None:
             constants = recorded.to_dict()
             params["filter"].update({k: v for k, v in constants.items() if k in params["filter"]})
-            print(f"filter constants: from the model's training settings "
-                  f"({', '.join(f'{k}={v}' for k, v in constants.items())})")
+            _log().info(f"filter constants: from the model's training settings "
+                        f"({', '.join(f'{k}={v}' for k, v in constants.items())})")
     if a.filter_on:
         params["filter"]["apply_to"] = a.filter_on
     inf = params["inference"]
@@ -384,7 +472,7 @@ def _cmd_params(a) -> int:
 
     from seaice_utils.params import load_params
 
-    print(yaml.safe_dump(load_params(a.file), sort_keys=False), end="")
+    print(yaml.safe_dump(load_params(a.file, a.set), sort_keys=False), end="")
     return 0
 
 
@@ -403,7 +491,9 @@ def _cmd_notebooks(a) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
+    _configure_logging(a)
     handler = {"synth": _cmd_synth, "label": _cmd_label, "reproduce": _cmd_reproduce,
+               "verify": _cmd_verify,
                "params": _cmd_params, "collect": _cmd_collect, "train": _cmd_train,
                "predict": _cmd_predict, "notebooks": _cmd_notebooks}[a.command]
     try:

@@ -5,11 +5,11 @@ Tables and figures of the compendium print these beside the measured values.
 
 from __future__ import annotations
 
-#: PAPER.md Table I: processes -> seconds for 4224 tiles (4-core i5 with hyper-threading).
+#: Iqrah et al. 2024, Table I: processes -> seconds for 4224 tiles (4-core i5 with hyper-threading).
 PAPER_TABLE1 = {1: 17.40, 2: 8.89, 4: 4.69, 6: 4.10, 8: 3.89}
 
 
-#: PAPER.md Table II: (executors, cores) -> (load s, map s, reduce s), 4-node cluster.
+#: Iqrah et al. 2024, Table II: (executors, cores) -> (load s, map s, reduce s), 4-node cluster.
 PAPER_TABLE2 = {(1, 1): (108, 0.4, 390), (1, 2): (58, 0.4, 174), (1, 4): (33, 0.3, 72),
                 (2, 1): (56, 0.3, 156), (2, 2): (31, 0.3, 84), (2, 4): (19, 0.3, 41),
                 (4, 1): (31, 0.2, 78), (4, 2): (17, 0.2, 39), (4, 4): (12, 0.3, 24)}

@@ -52,7 +52,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from seaice_utils.errors import ParamsError
 from seaice_utils.labelling.autolabel import threshold_problems
@@ -60,7 +60,7 @@ from seaice_utils.labelling.cloudfilter import DILATION_MAX
 from seaice_utils.labelling.kernels import MEDIAN_KERNEL_MAX
 from seaice_utils.labelling.settings import filter_params, thresholds
 
-__all__ = ["SCHEMA", "Key", "load_params", "load_params_dict", "defaults", "dump_params",
+__all__ = ["SCHEMA", "Key", "load_params", "load_params_dict", "parse_set", "defaults", "dump_params",
            "params_path", "project_folder"]
 
 
@@ -155,6 +155,11 @@ def _s2_bands(v) -> bool:
         isinstance(b, str) and re.fullmatch(r"[Bb]0*([1-9]|1[0-2]|8[Aa])", b.strip()) for b in v)
 
 
+def _stac_collections(v) -> bool:
+    items = v if isinstance(v, list) else [v]
+    return bool(items) and all(isinstance(x, str) and x.strip() for x in items)
+
+
 def _offset(v) -> bool:
     return v == "auto" or (_num(v) and -1.0 <= v <= 1.0)
 
@@ -206,7 +211,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                          "no-data) or overlap (the later of water, thin, thick wins); each is "
                          "then a warning instead of an error"),
     },
-    "collect": {  # notebook 01 / `seaice collect`: the paper's query (PAPER.md, Data)
+    "collect": {  # notebook 01 / `seaice collect`: the paper's query (Iqrah et al. 2024, data)
         "collection": _k(str, "L1C", _choice("L1C", "L2A"),
                          "processing level: L1C top-of-atmosphere (the paper's; Earth Engine "
                          "COPERNICUS/S2_HARMONIZED) or L2A surface reflectance "
@@ -232,9 +237,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_products": _k(int, 50, _int(1), "products (tiles x dates) to look at"),
         "min_valid_fraction": _k((int, float), 0.5, _frac(),
                                  "skip scenes with a smaller share of pixels holding data"),
-        "export_format": _k(str, "png8", _choice("png8", "geotiff16"),
-                            "png8: 8-bit RGB with the project's stretch (reflectance 0..1 -> "
-                            "0..255); geotiff16: 16-bit reflectance x 10000, georeferenced"),
+        "export_format": _k(str, "geotiff8", _choice("geotiff8", "geotiff16", "png8"),
+                            "scene files: geotiff8 (default) 8-bit RGB with the project's stretch "
+                            "(reflectance 0..1 -> 0..255) as a Cloud-Optimised GeoTIFF with the "
+                            "CRS, transform and no-data 0 (labels and predictions of it are "
+                            "GeoTIFFs too); geotiff16 16-bit reflectance x 10000 GeoTIFF, same "
+                            "georeference; png8 the 8-bit RGB as PNG, not georeferenced (CRS "
+                            "and transform only in catalogue.csv)"),
         "reflectance_offset": _k((str, int, float), "auto",
                                  (_offset, "'auto' or a number in [-1, 1]"),
                                  "offset added to DN / 10000 (-0.1 for baseline >= 04.00); auto: "
@@ -246,9 +255,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "stac_url": _k(str, "https://earth-search.aws.element84.com/v1",
                        (lambda v: v.startswith(("http://", "https://")), "an http(s) URL"),
                        "STAC API searched when data.source is 'stac' (no account needed)"),
-        "stac_collection": _k((str, type(None)), "sentinel-2-l2a",
-                              doc="STAC collection id (null: sentinel-2-l1c / sentinel-2-l2a by "
-                                  "collect.collection); Earth Search's L1C assets are not public"),
+        "stac_collection": _k((str, list, type(None)), ["sentinel-2-c1-l2a", "sentinel-2-l2a"],
+                              (_stac_collections, "a collection id or a non-empty list of them"),
+                              "STAC collection id, or ids tried in order (the next when one gives "
+                              "no items or does not exist): Earth Search's Collection 1 L2A "
+                              "(DNs with BOA_ADD_OFFSET -1000), then the older sentinel-2-l2a "
+                              "(offset removed in some items); null: sentinel-2-l1c / these two "
+                              "by collect.collection (Earth Search's L1C assets are not public)"),
         "timeout_s": _k((int, float), 60, (lambda v: v > 0, "a number > 0"),
                         "network timeout per request in seconds"),
         "fallback": _k(str, "synthetic", _choice("synthetic", "error"),
@@ -265,7 +278,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                            doc="path of a params file to write the tuned thresholds to (None: "
                                "don't); relative to the folder of the profile naming it"),
     },
-    "training": {  # notebook 04 / `seaice train`: U-Net, Horovod (PAPER.md, U-Net; Table III)
+    "training": {  # notebook 04 / `seaice train`: U-Net, Horovod (Iqrah et al. 2024, U-Net; Table III)
         "input": _k(str, "filtered", _choice("filtered", "rgb"),
                     "U-Net input tiles: filtered grey levels (the paper's) or original RGB"),
         "depth": _k(int, 5, _int(1, 8), "U-Net contracting steps (the paper's 5)"),
@@ -469,16 +482,57 @@ def params_path(path: str | os.PathLike) -> Path:
     return p.resolve()
 
 
-def load_params(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """Read and validate a YAML profile; a bare name (``quick``) is looked up in ``params/``."""
+def parse_set(items: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+    """``--set section.key=value`` items as a profile fragment (values read as YAML scalars or
+    lists: ``true``, ``3``, ``null``, ``[1, 2]``; anything else is a string).
+
+    >>> parse_set(["filter.median_kernel=31", "global.profile=my run", "data.folder=null"])
+    {'filter': {'median_kernel': 31}, 'global': {'profile': 'my run'}, 'data': {'folder': None}}
+    """
     import yaml
 
-    p = params_path(path)
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{p}: not valid YAML ({exc})") from exc
-    return load_params_dict(raw, source=str(p))
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or ():
+        name, eq, text = item.partition("=")
+        section, dot, key = name.strip().partition(".")
+        if not eq or not dot or not section or not key or "." in key:
+            raise ParamsError(f"--set takes section.key=value (got {item!r})")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def load_params(path: str | os.PathLike | None,
+                overrides: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Read and validate a YAML profile; a bare name (``quick``) is looked up in ``params/``.
+
+    ``path`` None means the defaults. ``overrides`` are ``section.key=value`` items (the command
+    line's ``--set``), applied over the file and validated with it: an unknown key or a bad value
+    is a :class:`ParamsError` naming it.
+    """
+    import yaml
+
+    raw: dict = {}
+    source = "the defaults"
+    if path is not None:
+        p = params_path(path)
+        try:
+            raw = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise ParamsError(f"{p}: not valid YAML ({exc})") from exc
+        source = str(p)
+    if overrides:
+        raw = copy.deepcopy(raw) if isinstance(raw, dict) else ({} if raw is None else raw)
+        if isinstance(raw, dict):
+            for section, values in parse_set(overrides).items():
+                if not isinstance(raw.get(section), dict):
+                    raw[section] = {}
+                raw[section].update(values)
+            source += " with --set"
+    return load_params_dict(raw, source=source)
 
 
 def dump_params(params: dict, path: str | os.PathLike) -> None:

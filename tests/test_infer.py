@@ -508,7 +508,7 @@ def test_recorded_filter_constants_reach_predict(tmp_path, scenes, capsys):
     d, _ = scenes
     assert main(["predict", str(model), str(d / "plain.png"), str(tmp_path / "p1"),
                  "--no-progress"]) == 0
-    assert "median_kernel=31" in capsys.readouterr().out
+    assert "median_kernel=31" in capsys.readouterr().err            # logged
     meta = json.loads((tmp_path / "p1" / "plain.json").read_text())
     assert meta["options"]["filter_params"]["median_kernel"] == 31
     assert meta["options"]["filter_params"]["truncation"] == 230

@@ -1,4 +1,4 @@
-"""Evaluation as the paper does it (PAPER.md, Evaluation), and a little further: notebook 05.
+"""Evaluation as the paper does it (Iqrah et al. 2024, Evaluation), and a little further: notebook 05.
 
 What is measured, on the held-out test tiles of notebook 04's split (``<outputs>/models``):
 

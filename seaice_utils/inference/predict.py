@@ -1,6 +1,6 @@
 """Full-scene inference of scene files: options, one file's outputs, many files on an engine.
 
-A trained U-Net turns scenes of any size into sea-ice class maps (PAPER.md, "Inference"): each
+A trained U-Net turns scenes of any size into sea-ice class maps (Iqrah et al. 2024, "Inference"): each
 file is read, turned into the model's input (:mod:`seaice_utils.inference.model`), predicted in
 blended windows (:mod:`seaice_utils.inference.stitch`) and written with its class areas
 (:mod:`seaice_utils.inference.outputs`) by :func:`predict_file`.

@@ -1,6 +1,6 @@
 """Whole scenes through a model of fixed window size: windows, batches, blended stitching.
 
-Done here so that the result has no seams and big scenes fit in memory (PAPER.md, "Inference":
+Done here so that the result has no seams and big scenes fit in memory (Iqrah et al. 2024, "Inference":
 split big scenes into 256 px tiles, filter them, predict, reassemble):
 
 1. **Windows.** Model-sized windows (``tile``) with ``overlap`` pixels shared between neighbours

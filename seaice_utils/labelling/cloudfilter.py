@@ -1,4 +1,4 @@
-"""The paper's thin-cloud and shadow filter (PAPER.md, 11 steps) on RGB uint8 images.
+"""The paper's thin-cloud and shadow filter (Iqrah et al. 2024, 11 steps) on RGB uint8 images.
 
 The filter estimates the slowly varying background brightness (haze brightens it, cloud shadow
 darkens it) with a dilation and a very large median blur, keeps the local contrast to that

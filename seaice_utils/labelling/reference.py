@@ -1,7 +1,8 @@
 """A literal implementation of the paper's per-tile steps: the oracle the fast kernels must match.
 
-Everything here follows PAPER.md word for word, with the OpenCV calls the published workflow
-used and none of the shortcuts of the production kernels
+Everything here follows the paper's description of the method (Iqrah et al. 2024) word for
+word, with the OpenCV calls the published workflow used and none of the shortcuts of the
+production kernels
 (:func:`seaice_utils.labelling.cloudfilter.thin_cloud_shadow_filter`,
 :func:`seaice_utils.labelling.autolabel.segment`):
 

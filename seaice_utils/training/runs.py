@@ -33,6 +33,7 @@ from typing import Any, Sequence
 
 from seaice_utils.core.scenes import atomic_write_bytes, write_json
 from seaice_utils.paper import PAPER_TABLE3
+from seaice_utils.report import shown_path, shown_paths
 from seaice_utils.training.launch import launch, prepare_run_dir
 from seaice_utils.training.settings import (prepare_training_data, process_settings, run_dir_of,
                                             training_settings)
@@ -87,12 +88,17 @@ def train_models(params: dict, outputs_dir: str | os.PathLike, data: dict, *,
 def record_models(params: dict, outputs_dir: str | os.PathLike, data: dict,
                   results: dict[str, dict | None]) -> dict:
     """Copy each run's model to ``<outputs>/models/unet_<labels>.keras`` and write
-    ``<outputs>/models/training.json`` (settings, split, histories); returns that dict."""
+    ``<outputs>/models/training.json`` (settings, split, histories); returns that dict.
+
+    Its paths (``tiles_root``, each model's ``path``, a ``label_source`` folder) are relative to
+    the outputs folder (:func:`seaice_utils.report.shown_path`): the file can be shared.
+    """
     outputs_dir = Path(outputs_dir)
     from seaice_utils.labelling.settings import filter_params
 
-    info = {"split": data["split"], "tiles_root": data["tiles_root"],
-            "training": params["training"], "seed": params["global"]["seed"],
+    info = {"split": data["split"], "tiles_root": shown_path(data["tiles_root"], outputs_dir),
+            "training": shown_paths(params["training"], outputs_dir),
+            "seed": params["global"]["seed"],
             "filter": filter_params(params).to_dict(), "models": {}}
     prev_path = outputs_dir / "models" / "training.json"
     if prev_path.is_file():  # keep models trained earlier on the same split (e.g. --labels man)
@@ -100,7 +106,8 @@ def record_models(params: dict, outputs_dir: str | os.PathLike, data: dict,
             prev = json.loads(prev_path.read_text())
             if prev.get("split") == data["split"]:
                 info["models"] = {k: v for k, v in prev.get("models", {}).items()
-                                  if k not in results and Path(v.get("path", "")).is_file()}
+                                  if k not in results and v.get("path")
+                                  and (outputs_dir / v["path"]).is_file()}
         except (OSError, json.JSONDecodeError, AttributeError):
             pass
     for labels, res in results.items():
@@ -112,7 +119,10 @@ def record_models(params: dict, outputs_dir: str | os.PathLike, data: dict,
         info["models"][labels] = {k: res.get(k) for k in (
             "run_name", "labels", "label_source", "input", "model", "batch_size", "global_batch",
             "learning_rate", "epochs", "workers", "history", "summary", "fingerprint")}
-        info["models"][labels]["path"] = str(dst)
+        source = info["models"][labels]["label_source"]
+        if isinstance(source, str) and ("/" in source or os.sep in source):   # a folder
+            info["models"][labels]["label_source"] = shown_path(source, outputs_dir)
+        info["models"][labels]["path"] = shown_path(dst, outputs_dir)
     write_json(outputs_dir / "models" / "training.json", info)
     return info
 
@@ -179,6 +189,8 @@ def evaluate_model(model_path: str | os.PathLike, tiles_root: str | os.PathLike,
 def heldout_table(info: dict, data: dict) -> list[dict[str, Any]]:
     """Pixel accuracy and macro F1 of the trained models on the held-out tiles.
 
+    ``info`` is :func:`record_models`'s (model paths relative to ``data["outputs_dir"]``).
+
     Each model is scored against the reference labels (``truth``, when the dataset has them) and
     against the auto-labels of the filtered image; a first row scores the auto-labels themselves
     against the reference (the accuracy U-Net-Auto can reach by reproducing its labels).
@@ -201,7 +213,8 @@ def heldout_table(info: dict, data: dict) -> list[dict[str, Any]]:
     for lab, m in info["models"].items():
         if "path" not in m:
             continue
-        ev = evaluate_model(m["path"], root, names, input_layer=m["input"])
+        ev = evaluate_model(Path(data.get("outputs_dir", "")) / m["path"], root, names,
+                            input_layer=m["input"])
         for ref, rep in ev.items():
             rows.append({"model": f"U-Net-{lab.capitalize()}", "reference": ref,
                          "accuracy": rep["accuracy"], "macro_f1": rep["macro"]["f1"],
@@ -270,11 +283,12 @@ def plot_training_curves(models: dict[str, dict]):
 def train_cli(params_file: str, outputs_dir: str, *, labels: Sequence[str] = ("man", "auto"),
               workers: int = 1, hosts: str | None = None, epochs: int | None = None,
               mixed_precision: bool | None = None, xla: bool | None = None,
-              progress: bool = True) -> int:
-    """What ``seaice train`` does (see the module docstring)."""
+              progress: bool = True, overrides: Sequence[str] = ()) -> int:
+    """What ``seaice train`` does (see the module docstring); ``overrides`` are ``--set``
+    items."""
     from seaice_utils.params import load_params
 
-    params = load_params(params_file)
+    params = load_params(params_file, overrides)
     over: dict[str, Any] = {}
     if epochs is not None:
         over["epochs"] = epochs
@@ -314,12 +328,15 @@ def train_cli(params_file: str, outputs_dir: str, *, labels: Sequence[str] = ("m
 
 
 def _print_models(info: dict) -> None:
-    """One line per model of ``training.json``: epochs, workers, time, accuracy, path."""
+    """Log one line per model of ``training.json``: epochs, workers, time, accuracy, path."""
+    import logging
+
+    log = logging.getLogger("seaice.training")
     for lab, m in info["models"].items():
         if "path" not in m:
-            print(f"U-Net-{lab.capitalize()}: skipped ({m.get('skipped')})")
+            log.info(f"U-Net-{lab.capitalize()}: skipped ({m.get('skipped')})")
             continue
         sm = m["summary"]
-        print(f"U-Net-{lab.capitalize()}: {m['epochs']} epochs on {m['workers']} worker(s), "
-              f"{sm['total_s']:.1f} s training, {sm['images_per_s']:.1f} img/s, held-out accuracy "
-              f"(own labels) {sm['final_val_accuracy']:.4f} -> {m['path']}")
+        log.info(f"U-Net-{lab.capitalize()}: {m['epochs']} epochs on {m['workers']} worker(s), "
+                 f"{sm['total_s']:.1f} s training, {sm['images_per_s']:.1f} img/s, held-out "
+                 f"accuracy (own labels) {sm['final_val_accuracy']:.4f} -> {m['path']}")

@@ -1,6 +1,6 @@
 """The paper's U-Net in tf.keras (Keras 2): a builder whose defaults are the published network.
 
-Defaults (PAPER.md, "U-Net"): input 256 x 256 x 1 (grey of the filtered image); a contracting path
+Defaults (Iqrah et al. 2024, "U-Net"): input 256 x 256 x 1 (grey of the filtered image); a contracting path
 of 5 steps with 16, 32, 64, 128, 256 filters, each ``conv3x3-ReLU, dropout, conv3x3-ReLU,
 maxpool 2x2`` with dropouts 0.1, 0.1, 0.2, 0.2, 0.2; a bottleneck of 512 filters with dropout 0.3;
 an expanding path of 5 steps, each ``transposed conv 2x2 stride 2, concatenate the skip,
