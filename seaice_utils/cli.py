@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Commands that read a profile and so take ``--set``.
-SET_COMMANDS = ("synth", "label", "collect", "train", "predict", "params")
+SET_COMMANDS = ("synth", "label", "reproduce", "collect", "train", "predict", "params")
 
 
 def _log():
@@ -356,7 +356,10 @@ def _cmd_reproduce(a) -> int:
 
     only = [x.strip() for x in a.only.split(",")] if a.only else None
     specs = a.params or ["quick"]
-    if len(specs) > 1 or Path(specs[0]).is_dir():
+    batch = len(specs) > 1 or Path(specs[0]).is_dir()
+    if a.set:
+        specs = _profiles_with_set(specs, a.set, a.outputs)
+    if batch:
         from seaice_utils.runner import run_batch
         from seaice_utils.verify import comparison_text
 
@@ -373,6 +376,25 @@ def _cmd_reproduce(a) -> int:
     print(f"tables: {Path(a.outputs) / 'tables'}   figures: {Path(a.outputs) / 'figures'}   "
           f"manifest: {Path(a.outputs) / 'manifest.json'}")
     return 0
+
+
+def _profiles_with_set(specs: list[str], sets: list[str], outputs: str) -> list[str]:
+    """Each profile of ``specs`` (files, names or folders) with the ``--set`` items applied,
+    validated and written to ``<outputs>/profiles/<stem>.yml`` (the notebooks read those, and
+    the manifest names them)."""
+    from seaice_utils.params import dump_params, load_params
+    from seaice_utils.runner import batch_profiles
+
+    files = [f for _, f in batch_profiles(specs)]
+    out = []
+    for f in files:
+        path = Path(outputs) / "profiles" / f"{f.stem}.yml"
+        if path.resolve() == f.resolve():
+            raise InputError(f"--set would overwrite the profile {f}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        dump_params(load_params(f, sets), path)
+        out.append(str(path))
+    return out
 
 
 def _cmd_verify(a) -> int:

@@ -57,3 +57,20 @@ def test_set_reaches_the_labels_and_quiet_keeps_stdout_clean(tmp_path, capsys):
     assert meta["filter"]["median_kernel"] == 31
     err = capsys.readouterr().err
     assert "auto-labelling" not in err                # no progress bar with -q
+
+
+@pytest.mark.slow
+def test_reproduce_takes_set_and_records_the_profile_it_ran(tmp_path):
+    from test_verify import tiny_profile
+
+    profile = tiny_profile(tmp_path / "profiles")
+    out = tmp_path / "out"
+    assert main(["reproduce", "--params", str(profile), "--outputs", str(out), "--only", "02",
+                 "--set", "filter.thick_threshold=200", "-q"]) == 0
+    written = load_params(out / "profiles" / "tiny.yml")
+    assert written["filter"]["thick_threshold"] == 200
+    assert load_params(profile)["filter"]["thick_threshold"] == 205     # the user's file as it was
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["params"]["filter"]["thick_threshold"] == 200
+    assert main(["reproduce", "--params", str(profile), "--outputs", str(out), "--only", "02",
+                 "--set", "filter.thick_threshol=200"]) == 2

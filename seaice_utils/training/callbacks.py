@@ -11,9 +11,12 @@ TensorFlow is imported inside the functions.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import time
 from pathlib import Path
+
+_log = logging.getLogger("seaice.training")
 
 __all__ = ["make_callbacks", "ThroughputCallback", "read_history"]
 
@@ -60,9 +63,9 @@ def make_callbacks(settings, hv, shard_size, run_dir: Path, ckpt, history: list[
             if settings["verbose"]:
                 val = (f"  val_loss {row['val_loss']:.4f}  val_accuracy {row['val_accuracy']:.4f}"
                        if "val_loss" in row else "")
-                print(f"[{settings['run_name']}] epoch {epoch + 1}/{settings['epochs']}  "
-                      f"loss {row['loss']:.4f}  accuracy {row['accuracy']:.4f}{val}  "
-                      f"{row['train_seconds']:.2f} s  {row['images_per_s']:.1f} img/s", flush=True)
+                _log.info(f"[{settings['run_name']}] epoch {epoch + 1}/{settings['epochs']}  "
+                          f"loss {row['loss']:.4f}  accuracy {row['accuracy']:.4f}{val}  "
+                          f"{row['train_seconds']:.2f} s  {row['images_per_s']:.1f} img/s")
 
     cbs = []
     if size > 1:

@@ -31,6 +31,7 @@ TensorFlow and Horovod are imported inside functions only.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sys
 import time
@@ -287,11 +288,11 @@ def run_worker(settings: dict, *, hv=None) -> dict | None:
 
     callbacks, throughput = make_callbacks(settings, hv, len(shard), run_dir, ckpt, history)
     if rank == 0 and settings["verbose"]:
-        print(f"[{settings['run_name']}] {size} worker(s) on {device}, "
-              f"{len(settings['train'])} training tiles ({len(shard)} per worker), "
-              f"batch {bs} per worker, lr {lr:g}, "
-              f"{'resuming after epoch %d' % initial_epoch if initial_epoch else 'fresh start'}",
-              flush=True)
+        logging.getLogger("seaice.training").info(
+            f"[{settings['run_name']}] {size} worker(s) on {device}, "
+            f"{len(settings['train'])} training tiles ({len(shard)} per worker), "
+            f"batch {bs} per worker, lr {lr:g}, "
+            f"{'resuming after epoch %d' % initial_epoch if initial_epoch else 'fresh start'}")
     if initial_epoch < settings["epochs"]:
         model.fit(train_ds, validation_data=val_ds, epochs=settings["epochs"],
                   initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
@@ -372,6 +373,13 @@ def rank_entry(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     settings = read_settings(a.settings)
     hv = init_horovod()
+    # this rank's log lines go to its stdout (launch() collects them into launch.log); only
+    # rank 0 reports progress, the others warnings and errors
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("seaice")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO if hv.rank() == 0 else logging.WARNING)
     if settings.get("pin_cores", True) and not os.environ.get("SEAICE_NO_PIN"):
         import tensorflow as tf
 
