@@ -161,7 +161,7 @@ def test_an_all_nodata_scene_warns_and_writes_strict_json(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     cv2.imwrite(str(src / "black.png"), np.zeros((32, 32, 3), np.uint8))
-    with pytest.warns(UserWarning, match="every pixel is no-data"):
+    with pytest.warns(UserWarning, match="1 input.s. where every pixel is no-data.*: black"):
         s = run_label_job(src, out, progress=False)
     assert s.done == ["black"]
     meta = _strict((out / "black.json").read_text())
@@ -285,3 +285,16 @@ def test_predict_outputs_never_overwrite_inputs(models, tmp_path):
     cv2.imwrite(str(folder / "scene0_map.png"), np.full((8, 8, 3), 9, np.uint8))
     with pytest.raises(InputError, match="would overwrite the input .*scene0_map.png"):
         predict_inputs(good, folder, folder, progress=False)
+
+
+def test_predict_warns_once_for_scenes_without_data(models, tmp_path):
+    from seaice_utils.inference import predict_inputs
+
+    good, _ = models
+    src = tmp_path / "in"
+    _scenes(src, 1)
+    cv2.imwrite(str(src / "black.png"), np.zeros((64, 64, 3), np.uint8))
+    with pytest.warns(UserWarning, match=r"1 scene\(s\) where every pixel is no-data.*black"):
+        s = predict_inputs(good, src, tmp_path / "maps", progress=False)
+    assert s.ok and sorted(s.done) == ["black", "scene0"]
+    assert _strict((tmp_path / "maps" / "black.json").read_text())["summary"]["valid_pixels"] == 0

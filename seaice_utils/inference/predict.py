@@ -206,9 +206,6 @@ def predict_file(path: str | os.PathLike, out_dir: str | os.PathLike, predict,
     if geo:
         outputs["geotiff"] = class_map_cog(classes, crs=scene.meta["crs"],
                                            transform=scene.meta["transform"])
-    if not np.any(~scene.nodata):
-        warnings.warn(f"{path.name}: every pixel is no-data; nothing was predicted",
-                      UserWarning, stacklevel=2)
     applied = (kind == "filtered") if opts.apply_filter is None else opts.apply_filter
     meta = {k: v for k, v in scene.meta.items() if k not in ("path",)}
     meta.update(input=path.name, shape=list(classes.shape), model_input=kind,
@@ -370,6 +367,11 @@ def predict_inputs(model_path: str | os.PathLike, inputs, out_dir: str | os.Path
     order = {f.stem: i for i, f in enumerate(files)}
     summary.rows = sorted(rows.values(), key=lambda r: order.get(r["scene"], len(order)))
     summary.seconds = time.perf_counter() - t0
+    empty = [r["scene"] for r in summary.rows if r.get("valid_pixels") == 0]
+    if empty:
+        warnings.warn(f"{len(empty)} scene(s) where every pixel is no-data, nothing predicted: "
+                      f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}", UserWarning,
+                      stacklevel=2)
     if summary.rows:
         summary.summary_csv = write_summary_csv(out_dir / "summary.csv", summary.rows)
     return summary

@@ -174,6 +174,28 @@ def run_label_job(inputs: str | os.PathLike | Sequence[str | os.PathLike],
         raise ParamsError(f"options {sorted(spark_options)} only apply to the spark engine")
     files = list_inputs(inputs)
     task = LabelTask(Path(out_dir).resolve(), opts, cv_threads)
-    return run_job(task, files, engine=engine, workers=workers, resume=resume,
-                   progress=progress, chunk_size=chunk_size, start_method=start_method,
-                   **spark_options)
+    summary = run_job(task, files, engine=engine, workers=workers, resume=resume,
+                      progress=progress, chunk_size=chunk_size, start_method=start_method,
+                      **spark_options)
+    _warn_no_data(task, summary.done)
+    return summary
+
+
+def _warn_no_data(task: LabelTask, names: Sequence[str]) -> None:
+    """One warning, from this process, for the inputs of this job without a data pixel (their
+    sidecars say so; workers and executors do not warn one by one)."""
+    import json
+    import warnings
+
+    empty = []
+    for name in names:
+        try:
+            meta = json.loads(task.output_paths(name)["sidecar"].read_text())
+        except (OSError, ValueError):
+            continue
+        if pipeline.NO_DATA_WARNING in (meta.get("warnings") or []):
+            empty.append(name)
+    if empty:
+        shown = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
+        warnings.warn(f"{len(empty)} input(s) where every pixel is no-data, nothing labelled: "
+                      f"{shown}", UserWarning, stacklevel=3)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +48,11 @@ from seaice_utils.labelling.kernels import value_channel
 
 __all__ = ["LabelOptions", "label_scene", "label_file", "output_paths", "is_done", "read_input",
            "scene_from_bytes", "sidecar", "encode_outputs", "write_outputs", "OUTPUT_KEYS",
+           "NO_DATA_WARNING",
            "INPUT_ERRORS"]
+
+#: Recorded in the sidecar of an input without a single data pixel.
+NO_DATA_WARNING = "every pixel is no-data: nothing was labelled"
 
 #: Output files of one input, in the order they are written (the sidecar last); ``geotiff`` only
 #: for a georeferenced input.
@@ -166,7 +169,8 @@ def sidecar(scene: Scene, classes: np.ndarray, opts: LabelOptions, input_name: s
             fingerprint: dict | None = None) -> dict:
     """The sidecar of one labelled image: provenance, no-data share, settings, class fractions.
 
-    A scene without a single data pixel is labelled (all no-data), with a warning; its class
+    A scene without a single data pixel is labelled (all no-data) and says so in its
+    ``warnings`` (:data:`NO_DATA_WARNING`; the jobs warn once for all such inputs); its class
     fractions are undefined and written as null.
     """
     meta = {k: v for k, v in scene.meta.items() if k != "path"}
@@ -176,9 +180,7 @@ def sidecar(scene: Scene, classes: np.ndarray, opts: LabelOptions, input_name: s
                 filter=opts.filter_params.to_dict() if opts.filter_params else None,
                 thresholds=opts.thresholds.to_dict(), class_fractions=class_fractions(classes))
     if nodata == scene.nodata.size:
-        meta["warnings"] = ["every pixel is no-data: nothing was labelled"]
-        warnings.warn(f"{input_name}: every pixel is no-data; nothing was labelled", UserWarning,
-                      stacklevel=2)
+        meta["warnings"] = [NO_DATA_WARNING]
     if fingerprint is not None:
         meta["fingerprint"] = fingerprint
     return meta
