@@ -19,6 +19,8 @@
                  [--overlap PX] [--batch-size N] [--runtime auto|tensorflow|tflite]
                  [--engine {sequential,multiprocessing,spark}]
                  [--workers N] [--bands R,G,B] [--pixel-size M] [--resume]
+    seaice season INPUT OUTPUT [--model MODEL | --labels auto] [--params FILE] [--engine E]
+                 [--workers N] [--resume]   per-date class areas of a season of scenes
     seaice params FILE            validate a profile and print it with defaults filled in
     seaice notebooks strip|check NOTEBOOK...   notebook hygiene (outputs stripped, conventions)
 
@@ -209,6 +211,23 @@ def build_parser() -> argparse.ArgumentParser:
                     "and made with the same model and options from the same input; redo the others")
     pr.add_argument("--no-progress", action="store_true")
 
+    se = sub.add_parser("season", help="a season: classify every dated scene, mosaic each date "
+                        "on one grid, write per-date class areas (season_areas.csv)")
+    se.add_argument("input", help="folder of georeferenced dated scenes, or season.csv / a "
+                    "catalogue CSV (date and scene-file columns)")
+    se.add_argument("output", help="output folder (scenes/, dates/, season_areas.csv)")
+    how = se.add_mutually_exclusive_group()
+    how.add_argument("--model", help="trained U-Net (.keras) to classify with")
+    how.add_argument("--labels", choices=("auto",), default="auto",
+                     help="without a model: auto-labels (default)")
+    se.add_argument("--params", help="profile (default: the paper's constants)")
+    se.add_argument("--engine", choices=("sequential", "multiprocessing", "spark"),
+                    default="sequential")
+    se.add_argument("--workers", type=int, default=1)
+    se.add_argument("--resume", action="store_true", help="redo no scene whose outputs are "
+                    "complete and made the same way")
+    se.add_argument("--no-progress", action="store_true")
+
     p = sub.add_parser("params", help="validate a profile and print it with defaults filled in")
     p.add_argument("file")
 
@@ -228,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Commands that read a profile and so take ``--set``.
-SET_COMMANDS = ("synth", "label", "reproduce", "collect", "train", "predict", "params")
+SET_COMMANDS = ("synth", "label", "reproduce", "collect", "train", "predict", "params",
+                "season")
 
 
 def _log():
@@ -489,6 +509,24 @@ def _cmd_predict(a) -> int:
     return 0 if summary.ok else 1
 
 
+def _cmd_season(a) -> int:
+    from seaice_utils.params import load_params
+    from seaice_utils.season import run_season
+
+    if a.workers < 1:
+        raise ParamsError(f"--workers must be >= 1 (got {a.workers})")
+    res = run_season(a.input, a.output, model=a.model, labels=a.labels,
+                     params=load_params(a.params, a.set), engine=a.engine, workers=a.workers,
+                     resume=a.resume, progress=not a.no_progress)
+    print(res.job.describe())
+    print("\n".join(res.lines()))
+    for name, msg in res.failures:
+        print(f"failed: {name}: {msg}", file=sys.stderr)
+    print(f"areas: {res.areas_csv}   dates: {res.out_dir / 'dates'}   scenes: "
+          f"{res.out_dir / 'scenes'}   ({res.seconds['total']:.2f} s)")
+    return 0 if res.ok else 1
+
+
 def _cmd_params(a) -> int:
     import yaml
 
@@ -517,7 +555,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"synth": _cmd_synth, "label": _cmd_label, "reproduce": _cmd_reproduce,
                "verify": _cmd_verify,
                "params": _cmd_params, "collect": _cmd_collect, "train": _cmd_train,
-               "predict": _cmd_predict, "notebooks": _cmd_notebooks}[a.command]
+               "predict": _cmd_predict, "notebooks": _cmd_notebooks,
+               "season": _cmd_season}[a.command]
     try:
         return handler(a)
     except SeaIceError as exc:

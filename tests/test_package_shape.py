@@ -29,6 +29,7 @@ LAYERS = {
     "collect": 6, "tuning": 6, "timing": 6, "training": 6,
     "inference": 7,
     "evaluation": 8, "verify": 8,   # verify compares runs; the runner records its digests
+    "season": 8,
     "runner": 9,
     "cli": 10,
     "__main__": 11,
