@@ -31,6 +31,10 @@ training.shuffle_buffer     1..1000000   tiles held in memory for shuffling
 engines.spark_batch_size    1..4096      files per Arrow batch of a Spark task
 collect.scale,              (0, 1000]    metres per pixel (Sentinel-2: 10, 20, 60)
 inference.pixel_size_m
+season.n_dates              12..20       what :func:`~seaice_utils.data.season.make_season`
+                                         draws (one to three scenes per date)
+season.size                 128..2048    side of the synthetic season's region, held whole
+season.pixel_m              [10, 1000]   metres per pixel of the season grid
 ==========================  ===========  =====================================================
 
 Cross-key checks follow the single keys: the HSV ranges of ``autolabel`` must not leave gaps,
@@ -402,6 +406,19 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "repeats": _k(int, 1, _int(1), "timed runs per table row (the fastest is kept)"),
         "kernel_tiles": _k(int, 8, _int(1), "tiles timed per kernel (reference vs fast)"),
         "kernel_repeats": _k(int, 20, _int(1), "timed calls per tile and kernel"),
+    },
+    "season": {  # notebook 06: a synthetic season (seaice_utils.data.season, seaice_utils.season)
+        "n_dates": _k(int, 12, _int(12, 20),
+                      "dates of the synthetic season, spread over November and December "
+                      "(make_season draws 12..20)"),
+        "size": _k(int, 256, _int(128, 2048), "side of the season's square region in pixels"),
+        "pixel_m": _k((int, float), 40.0, (lambda v: 10 <= v <= 1000, "a number in [10, 1000]"),
+                      "pixel size of the season grid in metres (EPSG:3031)"),
+        "seed": _k((int, type(None)), None, _int(0),
+                   "seed of the synthetic season (null: global.seed)"),
+        "engine": _k(str, "sequential", _choice("sequential", "multiprocessing", "spark"),
+                     "engine that classifies the season's scenes"),
+        "workers": _k(int, 0, _int(0), "worker processes / Spark task slots (0: all cores)"),
     },
 }
 

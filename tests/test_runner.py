@@ -107,6 +107,7 @@ SMOKE_OVERRIDES: dict[str, dict] = {
                 "kernel_repeats": 2},
     "training": {"depth": 2, "base_filters": 4, "epochs": 1, "workers": [1]},
     "evaluation": {"examples": 1, "max_scenes": 1},
+    "season": {"n_dates": 12, "size": 128, "engine": "sequential", "workers": 1},
 }
 
 
@@ -126,6 +127,18 @@ def test_papermill_smoke_run_of_every_notebook(tmp_path):
     assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in figures)
     # nothing private in what a run leaves to be shared: no absolute path of the outputs or the
     # project folder, no home folder, no hostname or address of this machine, no Spark chatter
+    if any(p.name == "06_season.ipynb" for p in NOTEBOOKS):   # the season: one row per date and method
+        import pandas as pd
+
+        errors = pd.read_csv(out / "tables" / "06_season_errors.csv")
+        methods = {"auto-labels (paper)", "auto-labels (tuned V 60)"} | (
+            {"U-Net-Auto"} if (out / "models" / "unet_auto.keras").is_file() else set())
+        assert set(errors["method"]) == methods
+        assert len(errors) == 12 * len(methods)
+        assert (errors.groupby("method")["date"].nunique() == 12).all()
+        assert not errors.duplicated(["date", "method"]).any()
+        for name in ("06_season_areas", "06_season_coverage", "06_season_maps"):
+            assert (out / "figures" / f"{name}.png").is_file(), name
     leaks = find_private(out, private_patterns(out, ROOT))
     assert leaks == [], "\n".join(leaks)
     executed = "\n".join((out / "notebooks" / p.name).read_text() for p in NOTEBOOKS)
