@@ -179,10 +179,15 @@ def installed_distributions() -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> dict:
-    """``{"bytes": size, "sha256": hex digest}`` of a file."""
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file, read in chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(chunk), b""):
             h.update(block)
-    return {"bytes": Path(path).stat().st_size, "sha256": h.hexdigest()}
+    return h.hexdigest()
+
+
+def file_digest(path: str | os.PathLike) -> dict:
+    """``{"bytes": size, "sha256": hex digest}`` of a file."""
+    return {"bytes": Path(path).stat().st_size, "sha256": sha256_file(path)}

@@ -47,6 +47,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from seaice_utils import __version__
 from seaice_utils.core.scenes import atomic_write_bytes, json_bytes
+from seaice_utils.report import sha256_file
 from seaice_utils.errors import InputError
 
 __all__ = ["fingerprint", "settings_digest", "input_record", "publish_set", "set_state",
@@ -59,14 +60,6 @@ SIDECAR = "sidecar"
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def settings_digest(settings: Mapping[str, Any]) -> str:

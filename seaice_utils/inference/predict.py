@@ -30,8 +30,9 @@ from seaice_utils.core.geotiff import class_map_cog
 from seaice_utils.core.png import encode_png
 from seaice_utils.core.scenes import Stretch, json_bytes, list_inputs, read_scene
 from seaice_utils.engines.base import ENGINES, Task, check_engine
-from seaice_utils.engines.jobs import prepare_outputs, run_job
-from seaice_utils.engines.outputs import publish_set, sha256_file
+from seaice_utils.engines.jobs import run_job
+from seaice_utils.engines.outputs import publish_set
+from seaice_utils.report import sha256_file
 from seaice_utils.errors import InputError, SeaIceError
 from seaice_utils.inference.model import (ModelSettings, check_model, load_model, model_input,
                                           norm_input)
@@ -351,7 +352,6 @@ def predict_inputs(model_path: str | os.PathLike, inputs, out_dir: str | os.Path
     task = PredictTask(model_path.resolve(), out_dir.resolve(), opts,
                        tile_progress=engine == "sequential" and progress and len(files) == 1,
                        model_sha256=sha256_file(model_path), model_settings=settings.to_dict())
-    files = prepare_outputs(task, files)
     summary = PredictSummary(engine=engine)
     spark_options = {"spark": spark, "warm": False} if engine == "spark" else {}
     job = run_job(task, files, engine=engine, workers=min(workers, len(files)), resume=resume,

@@ -103,8 +103,11 @@ class LabelTask(Task):
         opts = {k: v for k, v in dataclasses.asdict(self.opts).items() if k != "expect_size"}
         return {"job": "auto-label", "options": opts}
 
-    def run(self, path: str | os.PathLike) -> None:
-        pipeline.label_file(path, self.out_dir, self.opts, fingerprint=self.fingerprint(path))
+    def run(self, path: str | os.PathLike) -> bool:
+        """Label one file; the payload says whether it had no data pixel at all."""
+        meta = pipeline.label_file(path, self.out_dir, self.opts,
+                                   fingerprint=self.fingerprint(path))
+        return pipeline.NO_DATA_WARNING in (meta.get("warnings") or [])
 
     def run_bytes(self, content: bytes, filename: str) -> tuple[str, dict[str, bytes]]:
         scene = pipeline.scene_from_bytes(content, filename, self.opts)
@@ -177,23 +180,25 @@ def run_label_job(inputs: str | os.PathLike | Sequence[str | os.PathLike],
     summary = run_job(task, files, engine=engine, workers=workers, resume=resume,
                       progress=progress, chunk_size=chunk_size, start_method=start_method,
                       **spark_options)
-    _warn_no_data(task, summary.done)
+    _warn_no_data(task, summary)
     return summary
 
 
-def _warn_no_data(task: LabelTask, names: Sequence[str]) -> None:
-    """One warning, from this process, for the inputs of this job without a data pixel (their
-    sidecars say so; workers and executors do not warn one by one)."""
+def _warn_no_data(task: LabelTask, summary: JobSummary) -> None:
+    """One warning, from this process, for the inputs of this job without a data pixel (from
+    the task's payload; Spark's bytes mode returns none, so its sidecars are read instead)."""
     import json
     import warnings
 
     empty = []
-    for name in names:
-        try:
-            meta = json.loads(task.output_paths(name)["sidecar"].read_text())
-        except (OSError, ValueError):
-            continue
-        if pipeline.NO_DATA_WARNING in (meta.get("warnings") or []):
+    for name, payload in zip(summary.done, summary.results):
+        if payload is None:
+            try:
+                meta = json.loads(task.output_paths(name)["sidecar"].read_text())
+            except (OSError, ValueError):
+                continue
+            payload = pipeline.NO_DATA_WARNING in (meta.get("warnings") or [])
+        if payload:
             empty.append(name)
     if empty:
         shown = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
