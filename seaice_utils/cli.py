@@ -20,7 +20,8 @@
                  [--engine {sequential,multiprocessing,spark}]
                  [--workers N] [--bands R,G,B] [--pixel-size M] [--resume]
     seaice season INPUT OUTPUT [--model MODEL | --labels auto] [--params FILE] [--engine E]
-                 [--workers N] [--resume]   per-date class areas of a season of scenes
+                 [--workers N] [--resume] [--cloud-masks DIR]
+                                             per-date class areas of a season of scenes
     seaice params FILE            validate a profile and print it with defaults filled in
     seaice notebooks strip|check NOTEBOOK...   notebook hygiene (outputs stripped, conventions)
 
@@ -214,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     se = sub.add_parser("season", help="a season: classify every dated scene, mosaic each date "
                         "on one grid, write per-date class areas (season_areas.csv)")
     se.add_argument("input", help="folder of georeferenced dated scenes, or season.csv / a "
-                    "catalogue CSV (date and scene-file columns)")
+                    "catalogue CSV (date and scene-file columns, optional cloud_mask)")
     se.add_argument("output", help="output folder (scenes/, dates/, season_areas.csv)")
     how = se.add_mutually_exclusive_group()
     how.add_argument("--model", help="trained U-Net (.keras) to classify with")
@@ -226,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--workers", type=int, default=1)
     se.add_argument("--resume", action="store_true", help="redo no scene whose outputs are "
                     "complete and made the same way")
+    se.add_argument("--cloud-masks", metavar="DIR", help="folder of cloud-probability masks "
+                    "(percent) named like the scenes; pixels >= season.cloud_probability are "
+                    "not observed")
     se.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("params", help="validate a profile and print it with defaults filled in")
@@ -517,7 +521,7 @@ def _cmd_season(a) -> int:
         raise ParamsError(f"--workers must be >= 1 (got {a.workers})")
     res = run_season(a.input, a.output, model=a.model, labels=a.labels,
                      params=load_params(a.params, a.set), engine=a.engine, workers=a.workers,
-                     resume=a.resume, progress=not a.no_progress)
+                     resume=a.resume, progress=not a.no_progress, cloud_mask_dir=a.cloud_masks)
     print(res.job.describe())
     print("\n".join(res.lines()))
     for name, msg in res.failures:

@@ -419,6 +419,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "engine": _k(str, "sequential", _choice("sequential", "multiprocessing", "spark"),
                      "engine that classifies the season's scenes"),
         "workers": _k(int, 0, _int(0), "worker processes / Spark task slots (0: all cores)"),
+        "cloud_probability": _k(int, 20, _int(1, 100),
+                                "cloud-mask pixels at or above this probability (percent) are "
+                                "cloud: not observed, filled by another scene of the date"),
     },
 }
 

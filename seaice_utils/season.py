@@ -20,26 +20,38 @@ georeferenced scenes, or a ``season.csv`` / catalogue CSV) and
 Overlap rule
 ------------
 It is the mosaic's: per pixel, the **first scene in file-name order** that has a class there
-(water, thin or thick ice) gives the date's class; a no-data or unlabelled pixel of one scene is
-filled by the next scene that has a class. Overlaps are therefore counted once, and no-data is
-never counted as any class (least of all as water).
+(water, thin or thick ice) gives the date's class; a no-data, unlabelled or cloudy pixel of one
+scene is filled by the next scene that has a class. Overlaps are therefore counted once, and
+no-data is never counted as any class (least of all as water).
+
+Clouds
+------
+Optical classes are wrong under cloud: thin haze lifts dark open water into the thin-ice range.
+A scene may come with a **cloud mask** on its grid, a cloud probability in percent as
+Sentinel-2 Level-2A products carry one (``MSK_CLDPRB``; ``s2cloudless`` gives the same):
+a CSV input's ``cloud_mask`` column names it, or ``cloud_mask_dir`` holds masks named like the
+scenes. Pixels at or above ``season.cloud_probability`` (default 20) are **cloud**: not
+observed, filled by another scene of the date where one sees the pixel clear. Haze below the
+threshold is not removed. Without masks nothing is removed and ``cloud_masks`` says 0.
 
 ``season_areas.csv``
 --------------------
 One row per date: ``date, n_scenes`` (the class maps mosaicked), ``thick_km2, thin_km2,
-water_km2, unlabelled_km2, ice_km2`` (thick + thin), ``observed_km2`` (the three classes),
-``region_km2``, ``observed_share`` (observed / region) and ``quality``: ``ok`` when the observed
-share is at least :data:`MIN_OBSERVED_SHARE` (0.8), else ``low coverage`` (the date's areas then
-describe only part of the region and are not comparable with the others). Numbers have six
-decimals. The mosaics are cheap and are recomputed on every run; the CSV and the date files are
-written atomically, and a date file only when its bytes changed.
+water_km2, unlabelled_km2`` (seen, not cloudy, left without a class by the thresholds),
+``ice_km2`` (thick + thin), ``observed_km2`` (the three classes), ``region_km2``,
+``observed_share`` (observed / region), ``cloud_km2`` and ``cloud_share`` (the region's pixels
+hidden by cloud in every scene that saw them: the date's cloud estimate), ``cloud_masks`` (the
+scenes of the date that had one) and ``quality``: ``ok`` when the observed share is at least
+:data:`MIN_OBSERVED_SHARE` (0.8); else ``cloudy`` when the clouds are what took it below
+(observed + cloud share >= 0.8), or ``low coverage`` (the date's areas then describe only part
+of the region and are not comparable with the others). Numbers have six decimals. The mosaics
+are cheap and are recomputed on every run (so a new cloud threshold needs no reclassifying);
+the CSV and the date files are written atomically, and a date file only when its bytes
+changed. In ``dates/<date>_classes.tif`` cloud is 254, like unlabelled.
 
 Thresholds
 ----------
-The classes come from the profile (``params``; default: the paper's constants). On the synthetic
-season of :func:`seaice_utils.data.season.make_season` the paper's water ceiling (V 30) labels a
-part of the textured open water (V about 20-40) as thin ice, and its thin haze lifts water
-further: see ``tests/test_season_pipeline.py`` for the profile its test uses and the figures.
+The classes come from the profile (``params``; default: the paper's constants).
 """
 
 from __future__ import annotations
@@ -53,20 +65,25 @@ from typing import Any
 
 import numpy as np
 
+from seaice_utils.core.classes import NODATA, UNLABELLED, WATER
 from seaice_utils.core.geotiff import class_map_cog
 from seaice_utils.core.mosaic import (ClassLayer, date_areas, mosaic_class_maps, pixel_area,
                                       read_class_layers, scene_date)
 from seaice_utils.core.scenes import atomic_write_bytes, list_inputs
 from seaice_utils.errors import InputError, ParamsError
 
-__all__ = ["MIN_OBSERVED_SHARE", "AREAS_HEADER", "SeasonResult", "season_scenes", "run_season"]
+__all__ = ["MIN_OBSERVED_SHARE", "AREAS_HEADER", "SeasonResult", "season_scenes", "cloud_masks",
+           "run_season"]
 
 #: A date whose mosaic observes less than this share of the region is flagged "low coverage".
 MIN_OBSERVED_SHARE = 0.8
 AREAS_HEADER = ["date", "n_scenes", "thick_km2", "thin_km2", "water_km2", "unlabelled_km2",
-                "ice_km2", "observed_km2", "region_km2", "observed_share", "quality"]
+                "ice_km2", "observed_km2", "region_km2", "observed_share", "cloud_km2",
+                "cloud_share", "cloud_masks", "quality"]
 _DATE_COLUMNS = ("date", "acquisition_date", "datetime")
 _SCENE_COLUMNS = ("scene", "path", "file", "filename", "image")
+_CLOUD_COLUMNS = ("cloud_mask", "cloud_probability", "cloud")
+_CLASSES_SUFFIX = "_classes.tif"
 
 
 @dataclass
@@ -96,11 +113,12 @@ class SeasonResult:
     def lines(self) -> list[str]:
         """The per-date table, for a terminal."""
         out = [f"{'date':<10} {'scenes':>6} {'thick':>9} {'thin':>9} {'water':>9} {'ice':>9} "
-               f"{'observed':>9} {'share':>6}  quality   (km2)"]
+               f"{'observed':>9} {'share':>6} {'cloud':>6}  quality   (km2)"]
         for r in self.rows:
             out.append(f"{r['date']:<10} {r['n_scenes']:>6} {r['thick_km2']:9.2f} "
                        f"{r['thin_km2']:9.2f} {r['water_km2']:9.2f} {r['ice_km2']:9.2f} "
-                       f"{r['observed_km2']:9.2f} {r['observed_share']:6.3f}  {r['quality']}")
+                       f"{r['observed_km2']:9.2f} {r['observed_share']:6.3f} "
+                       f"{r['cloud_share']:6.3f}  {r['quality']}")
         return out
 
 
@@ -113,14 +131,18 @@ def _pick(columns, wanted, what: str, path: Path) -> str:
                      f"got {', '.join(columns or ()) or 'none'})")
 
 
-def _from_csv(path: Path) -> list[tuple]:
+def _from_csv(path: Path) -> tuple[list[tuple], dict]:
     import datetime as _dt
 
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
         dcol = _pick(reader.fieldnames, _DATE_COLUMNS, "date", path)
         scol = _pick(reader.fieldnames, _SCENE_COLUMNS, "scene-file", path)
-        out = []
+        try:
+            ccol = _pick(reader.fieldnames, _CLOUD_COLUMNS, "cloud-mask", path)
+        except InputError:
+            ccol = None
+        out, masks = [], {}
         for i, row in enumerate(reader, start=2):
             text, name = (row.get(dcol) or "").strip(), (row.get(scol) or "").strip()
             try:
@@ -134,9 +156,38 @@ def _from_csv(path: Path) -> list[tuple]:
             if not scene.is_file():
                 raise InputError(f"{str(path)!r} line {i}: scene file not found: {scene}")
             out.append((day, scene))
+            mask = (row.get(ccol) or "").strip() if ccol else ""
+            if mask:
+                if not (path.parent / mask).is_file():
+                    raise InputError(f"{str(path)!r} line {i}: cloud mask not found: "
+                                     f"{path.parent / mask}")
+                masks[scene.stem] = path.parent / mask
     if not out:
         raise InputError(f"{str(path)!r} lists no scenes")
-    return out
+    return out, masks
+
+
+def cloud_masks(input, folder=None) -> dict:
+    """Scene stem -> cloud-mask file of a season: the CSV's ``cloud_mask`` column (also
+    ``cloud_probability``, ``cloud``; relative to the CSV's folder), or, from ``folder``, the
+    file with the scene's name. Empty when there are none.
+
+    Raises
+    ------
+    InputError
+        A listed mask that is missing, a ``folder`` that is not one.
+    """
+    p = Path(input)
+    masks = _from_csv(p)[1] if p.is_file() and p.suffix.lower() == ".csv" else {}
+    if folder is not None:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise InputError(f"cloud-mask folder not found: {str(folder)!r}")
+        for _, scene in season_scenes(input):
+            cand = folder / scene.name
+            if cand.is_file():
+                masks[scene.stem] = cand
+    return masks
 
 
 def season_scenes(input) -> list[tuple]:
@@ -161,7 +212,7 @@ def season_scenes(input) -> list[tuple]:
     if p.is_dir():
         found = [(scene_date(f), f) for f in list_inputs(p)]
     elif p.is_file() and p.suffix.lower() == ".csv":
-        found = _from_csv(p)
+        found = _from_csv(p)[0]
     elif p.exists():
         raise InputError(f"{str(p)!r}: a season is a folder of scenes or a CSV of them")
     else:
@@ -211,22 +262,66 @@ def _write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
-def _date_row(day: str, layers: list[ClassLayer], grid, region: np.ndarray, area_m2: float):
-    m = mosaic_class_maps(layers, grid=grid)
+def _read_mask(path: Path, layer: ClassLayer) -> np.ndarray:
+    import rasterio
+
+    with rasterio.open(path) as src:
+        t = tuple(src.transform)[:6]
+        if src.count != 1 or (src.height, src.width) != layer.classes.shape or not np.allclose(
+                t, layer.transform, rtol=0, atol=1e-6 * abs(t[0])):
+            raise InputError(f"cloud mask {str(path)!r} is not one band on the grid of its scene "
+                             f"({layer.name}: {layer.classes.shape[1]} x "
+                             f"{layer.classes.shape[0]} px, transform {layer.transform})")
+        return src.read(1)
+
+
+def _mask_clouds(layer: ClassLayer, mask_path, threshold: int):
+    """The layer with cloudy class pixels set unlabelled, and its cloud layer (0 where the
+    scene saw cloud over data, no-data elsewhere)."""
+    if mask_path is None:
+        return layer, None
+    cloudy = (_read_mask(Path(mask_path), layer) >= threshold) & (layer.classes != NODATA)
+    classes = layer.classes.copy()
+    classes[cloudy] = UNLABELLED
+    cloud = np.where(cloudy, np.uint8(WATER), np.uint8(NODATA))
+    return (ClassLayer(classes, layer.transform, layer.crs, layer.name),
+            ClassLayer(cloud, layer.transform, layer.crs, layer.name))
+
+
+def _date_row(day: str, layers: list[ClassLayer], masks: dict, threshold: int, grid,
+              region: np.ndarray, area_m2: float):
+    pairs = [_mask_clouds(x, masks.get(x.name[:-len(_CLASSES_SUFFIX)]), threshold)
+             for x in layers]
+    m = mosaic_class_maps([p[0] for p in pairs], grid=grid)
     a = date_areas(m, area_m2, region)
+    clouds = [p[1] for p in pairs if p[1] is not None]
+    n_cloud = 0
+    if clouds:
+        seen_cloud = mosaic_class_maps(clouds, grid=grid).classes == WATER
+        n_cloud = int(np.count_nonzero(seen_cloud & region & (m.classes == UNLABELLED)))
+    cloud_km2 = n_cloud * area_m2 / 1e6
     row = {"date": day, "n_scenes": len(layers)}
     for k in AREAS_HEADER[2:]:
         if k in a:
             row[k] = float(a[k])
+    row["unlabelled_km2"] -= cloud_km2
     row["ice_km2"] = row["thick_km2"] + row["thin_km2"]
     row["observed_share"] = float(a["observed_share"])
-    row["quality"] = "ok" if row["observed_share"] >= MIN_OBSERVED_SHARE else "low coverage"
+    row["cloud_km2"] = cloud_km2
+    row["cloud_share"] = n_cloud / max(int(region.sum()), 1)
+    row["cloud_masks"] = len(clouds)
+    if row["observed_share"] >= MIN_OBSERVED_SHARE:
+        row["quality"] = "ok"
+    elif row["observed_share"] + row["cloud_share"] >= MIN_OBSERVED_SHARE:
+        row["quality"] = "cloudy"
+    else:
+        row["quality"] = "low coverage"
     return row, m
 
 
 def run_season(input, out_dir, *, model=None, labels: str = "auto", params=None,
                engine: str = "sequential", workers: int = 1, resume: bool = False,
-               progress: bool = True) -> SeasonResult:
+               progress: bool = True, cloud_mask_dir=None) -> SeasonResult:
     """Classify a season's scenes, mosaic each date, write its class areas (see the module).
 
     Parameters
@@ -243,6 +338,9 @@ def run_season(input, out_dir, *, model=None, labels: str = "auto", params=None,
         A loaded profile, or a profile file or name; default: the paper's defaults.
     engine, workers, resume, progress
         As for the job layer (:func:`~seaice_utils.labelling.jobs.run_label_job`).
+    cloud_mask_dir : path, optional
+        A folder of cloud masks named like the scenes (:func:`cloud_masks`); a CSV input's
+        ``cloud_mask`` column is read anyway.
 
     Returns
     -------
@@ -261,6 +359,8 @@ def run_season(input, out_dir, *, model=None, labels: str = "auto", params=None,
     if not isinstance(params, dict):
         params = load_params(params)
     scenes = season_scenes(input)
+    masks = cloud_masks(input, cloud_mask_dir)
+    threshold = int(params["season"]["cloud_probability"])
     out = Path(out_dir)
     scenes_dir, dates_dir = out / "scenes", out / "dates"
     job = _classify([f for _, f in scenes], scenes_dir, model, labels, params, engine,
@@ -285,7 +385,7 @@ def run_season(input, out_dir, *, model=None, labels: str = "auto", params=None,
     dates_dir.mkdir(parents=True, exist_ok=True)
     rows, written = [], []
     for day in sorted(layers):
-        row, m = _date_row(day, layers[day], grid, region, area_m2)
+        row, m = _date_row(day, layers[day], masks, threshold, grid, region, area_m2)
         rows.append(row)
         cog = class_map_cog(m.classes, crs=m.crs, transform=m.transform)
         if _write_if_changed(dates_dir / f"{day}_classes.tif", cog):

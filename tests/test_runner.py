@@ -131,12 +131,14 @@ def test_papermill_smoke_run_of_every_notebook(tmp_path):
         import pandas as pd
 
         errors = pd.read_csv(out / "tables" / "06_season_errors.csv")
-        methods = {"auto-labels (paper)", "auto-labels (tuned V 60)"} | (
+        methods = {"auto-labels", "auto-labels, no cloud mask"} | (
             {"U-Net-Auto"} if (out / "models" / "unet_auto.keras").is_file() else set())
         assert set(errors["method"]) == methods
         assert len(errors) == 12 * len(methods)
         assert (errors.groupby("method")["date"].nunique() == 12).all()
         assert not errors.duplicated(["date", "method"]).any()
+        assert errors["quality"].isin(["ok", "cloudy", "low coverage"]).all()
+        assert (errors["ice_km2"] > 0).all() and (errors["true_ice_km2"] > 0).all()
         for name in ("06_season_areas", "06_season_coverage", "06_season_maps"):
             assert (out / "figures" / f"{name}.png").is_file(), name
     leaks = find_private(out, private_patterns(out, ROOT))

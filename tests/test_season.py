@@ -194,7 +194,7 @@ def _read(path):
 def test_same_seed_same_bytes_other_seed_other_truth(season, tmp_path):
     again = make_season(tmp_path / "again", 3, n_dates=N_DATES, size=192)
     mine, theirs = _files(season.root), _files(again.root)
-    assert len(mine) == 2 + 1 + N_DATES + len(season.scenes)
+    assert len(mine) == 2 + 1 + N_DATES + 2 * len(season.scenes)    # scenes and cloud masks
     assert mine == theirs
     other = make_season(tmp_path / "other", 4, n_dates=N_DATES, size=192)
     first = "truth/2019-11-01.tif"
@@ -316,6 +316,29 @@ def test_scenes_look_like_their_truth_with_wedges_and_clouds(season):
             means = [v[(truth == k) & ~nodata].mean() for k in (0, 1, 2)]
             assert means[0] < 40 < means[1] < 160 < means[2]
     assert wedges >= 1 and cloudy >= 1
+
+
+def test_cloud_masks_mark_the_haze_on_the_scene_grid(season):
+    hazy_water = []
+    for row in season.scenes:
+        rgb, src = _read(season.root / row["scene"])
+        prob, msrc = _read(season.root / row["cloud_mask"])
+        assert prob.shape == (1, *rgb.shape[1:]) and prob.dtype == np.uint8
+        assert msrc.transform == src.transform and msrc.crs == src.crs
+        assert prob.max() <= 100
+        nodata = (rgb == 0).all(axis=0)
+        assert not prob[0][nodata].any()                       # no cloud where there is no data
+        if src.tags_["CLOUDY"] == "False":
+            assert not prob.any()
+            continue
+        assert prob.max() == 100 and (prob[0] == 0).any()      # part of the scene, not all of it
+        truth = _truth_window(season, row)
+        v = rgb.max(axis=0).astype(float)
+        water = (truth == 0) & ~nodata
+        # haze lifts dark water: brighter where the mask says cloud
+        if (water & (prob[0] >= 50)).any() and (water & (prob[0] == 0)).any():
+            hazy_water.append(v[water & (prob[0] >= 50)].mean() - v[water & (prob[0] == 0)].mean())
+    assert hazy_water and min(hazy_water) > 20
 
 
 def _truth_window(season, row):

@@ -16,27 +16,40 @@ How a season is made
    the region, thin ice grows from 0.15 to 0.35, water is the rest (0.15 to 0.25).
 2. **Colours second.** A documented, simple rendering of each date's truth (this is not
    :func:`~seaice_utils.data.synthetic.synthesize_scene`, whose rendering needs its own
-   geometry): thick ice bright bluish white (about 215-235), thin ice grey-blue (about 95-125),
-   water blue-black (about 10-25), each with smooth texture, a small blur (mixed pixels at the
-   boundaries) and uniform sensor noise per scene. Some dates (about one in three) are cloudy:
-   their scenes get a thin cloud, an alpha blend toward haze (up to alpha 0.5) over part of the
-   scene; clouds never change the truth. About one scene in four carries a black no-data wedge in
-   one corner (value 0 in every band; the truth of those pixels is not observed).
+   geometry), with the embedded dataset's brightness ranges (V = max(R, G, B), 5th-95th
+   percentiles on clear scenes): thick ice bright bluish white (V 218-248), thin ice grey-blue
+   (V 102-150), open water blue-black (V 16-27, below the paper's water ceiling V 30 but for
+   about 4 % of its pixels, nearly all at ice edges), each with smooth texture, a small blur
+   (``_PSF_SIGMA`` 0.5 px: mixed pixels at the boundaries, which colour thresholds read as the
+   brighter class when they are partly ice) and uniform sensor noise per scene. Some dates
+   (about one in three) are cloudy: their scenes get a thin cloud, an alpha blend toward haze
+   (alpha up to 0.5) over part of the scene; clouds never change the truth. About one scene in
+   four carries a black no-data wedge in one corner (value 0 in every band; the truth of those
+   pixels is not observed).
+3. **A cloud mask per scene**, as Sentinel-2 Level-2A products carry one (``MSK_CLDPRB``, the
+   cloud probability in percent): here ``100 * min(1, alpha / CLOUD_ALPHA_FULL)`` with
+   ``CLOUD_ALPHA_FULL`` 0.25, 0 on clear scenes. Haze thinner than the mask threshold a user
+   picks (:mod:`seaice_utils.season`, ``season.cloud_probability``) stays in the image and
+   still lifts dark water into the thin-ice range.
 
 Files (under ``root``)
 ----------------------
 * ``scenes/<date>_<k>.tif`` (``k`` = 1, 2, 3): 8-bit RGB GeoTIFF, CRS EPSG:3031, the window's
   transform, nodata 0, tags ``DATE`` and ``ACQUISITION_DATE`` (ISO date);
+* ``clouds/<date>_<k>.tif``: the scene's cloud probability (uint8, percent), same grid;
 * ``truth/<date>.tif``: the region's truth (uint8, 0 water, 1 thin, 2 thick) on the region grid;
-* ``season.csv``: ``date, scene, left, bottom, right, top, crs`` (footprint bounds in metres);
+* ``season.csv``: ``date, scene, cloud_mask, left, bottom, right, top, crs`` (footprint bounds
+  in metres), the input of ``seaice season``;
 * ``truth_areas.csv``: per date the true km² of thick, thin and water over the whole region and
-  over the observed part (the region pixels that at least one scene sees, outside its wedge),
-  and the observed share; ``km2 = pixels * pixel_area_m2 / 1e6``;
+  over the observed part (the region pixels that at least one scene sees, outside its wedge;
+  clouds not removed), and the observed share; ``km2 = pixels * pixel_area_m2 / 1e6``
+  (:func:`seaice_utils.evaluation.season.season_errors` counts the truth over exactly the
+  pixels a season run classified);
 * ``season.json``: the arguments, so that a rerun with other arguments is refused.
 
 Existing files are kept (resume); a complete season is returned without drawing anything. The
-same arguments give byte-identical files. Twelve dates of the default 256 px region (about 20
-scenes, 1.7 MB) take about 0.35 s; a 512 px region about 1 s.
+same arguments give byte-identical files. Twelve dates of the default 256 px region (about 28
+scenes and their masks, 3.4 MB) take about 0.8 s; a 512 px region about 2 s.
 """
 
 from __future__ import annotations
@@ -58,13 +71,17 @@ from seaice_utils.errors import InputError
 __all__ = ["Season", "make_season", "season_curve", "read_season_csv", "read_truth_areas",
            "SEASON_VERSION", "SEASON_CRS"]
 
-SEASON_VERSION = "1"
+SEASON_VERSION = "2"
 SEASON_CRS = "EPSG:3031"
 #: Top-left corner of the region (m, EPSG:3031): the western Ross Sea, near 77 S.
 _ORIGIN = (-400000.0, -1200000.0)
 _MARGIN = 64                          # field margin for the drift (px)
-_COLOURS = {THICK: (218.0, 226.0, 234.0), THIN: (96.0, 110.0, 126.0), WATER: (10.0, 16.0, 24.0)}
-_TEXTURE = {THICK: 9.0, THIN: 14.0, WATER: 5.0}
+_COLOURS = {THICK: (218.0, 226.0, 234.0), THIN: (96.0, 110.0, 126.0), WATER: (8.0, 13.0, 20.0)}
+_TEXTURE = {THICK: 9.0, THIN: 14.0, WATER: 2.0}
+_OCTAVES = ((3.0, 1.0), (10.0, 0.5), (32.0, 0.1))   # (size / scale, weight) of the truth field
+_PSF_SIGMA = 0.5                      # px: mixed pixels at the class boundaries
+#: Haze opacity read as certain cloud by the synthetic cloud probability (100 %).
+CLOUD_ALPHA_FULL = 0.25
 _HAZE = np.array([232.0, 236.0, 240.0], np.float32)
 _AREA_FIELDS = ("thick_km2", "thin_km2", "water_km2")
 
@@ -123,12 +140,12 @@ def _plan(rng: np.random.Generator, n_dates: int, size: int) -> list[dict]:
         if i:
             dy += int(rng.integers(0, 4))
             dx += int(rng.integers(0, 4))
-        n_scenes = int(rng.integers(1, 4))
+        n_scenes = int(rng.choice([1, 2, 3], p=[0.15, 0.35, 0.5]))
         cloudy = bool(rng.random() < 0.35)
         windows = []
         for _ in range(n_scenes):
-            h = int(rng.integers(size * 9 // 16, size * 13 // 16 + 1))
-            w = int(rng.integers(size * 9 // 16, size * 13 // 16 + 1))
+            h = int(rng.integers(size * 12 // 16, size * 15 // 16 + 1))
+            w = int(rng.integers(size * 12 // 16, size * 15 // 16 + 1))
             r, c = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
             wedge = None
             if rng.random() < 0.25:
@@ -171,21 +188,24 @@ def _render_region(rng: np.random.Generator, truth: np.ndarray) -> np.ndarray:
     for k, rgb in _COLOURS.items():
         m = truth == k
         img[m] = np.asarray(rgb, np.float32) + _TEXTURE[k] * tex[m][:, None]
-    return cv2.GaussianBlur(img, (0, 0), 0.7)
+    return cv2.GaussianBlur(img, (0, 0), _PSF_SIGMA)
 
 
 def _scene_rgb(rng: np.random.Generator, clear: np.ndarray, cloudy: bool,
-               nodata: np.ndarray) -> np.ndarray:
+               nodata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The scene's RGB (uint8, no-data 0) and its cloud probability (uint8 0..100)."""
     h, w = nodata.shape
     img = clear.copy()
+    alpha = np.zeros((h, w), np.float32)
     if cloudy:
-        alpha = smooth_noise(rng, h, w, 40.0)
-        alpha = np.clip((alpha - 0.2) * 0.4, 0.0, 0.5)[..., None]
-        img = img * (1 - alpha) + _HAZE * alpha
+        alpha = np.clip((smooth_noise(rng, h, w, 40.0) - 0.2) * 0.4, 0.0, 0.5)
+        img = img * (1 - alpha[..., None]) + _HAZE * alpha[..., None]
     img += rng.random((h, w, 3), dtype=np.float32) * np.float32(4.5) - np.float32(2.25)
     out = np.clip(np.round(img), 1, 255).astype(np.uint8)
     out[nodata] = 0
-    return out
+    prob = np.round(100 * np.clip(alpha / CLOUD_ALPHA_FULL, 0, 1)).astype(np.uint8)
+    prob[nodata] = 0
+    return out, prob
 
 
 def _write_tif(path: Path, bands: np.ndarray, transform, *, nodata, tags=None) -> None:
@@ -230,7 +250,7 @@ def _area_row(truth: np.ndarray, observed: np.ndarray, pixel_area_m2: float) -> 
 
 _AREAS_HEADER = ["date", "region_km2", *_AREA_FIELDS, "observed_km2",
                  *(f"observed_{k}" for k in _AREA_FIELDS), "observed_share"]
-_SEASON_HEADER = ["date", "scene", "left", "bottom", "right", "top", "crs"]
+_SEASON_HEADER = ["date", "scene", "cloud_mask", "left", "bottom", "right", "top", "crs"]
 
 
 def make_season(root, seed: int = 0, *, n_dates: int = 12, size: int = 256,
@@ -261,6 +281,7 @@ def make_season(root, seed: int = 0, *, n_dates: int = 12, size: int = 256,
                 pixel_m=float(pixel_m), year=int(year))
     (root / "scenes").mkdir(parents=True, exist_ok=True)
     (root / "truth").mkdir(exist_ok=True)
+    (root / "clouds").mkdir(exist_ok=True)
     meta = root / "season.json"
     if meta.exists():
         old = json.loads(meta.read_text())
@@ -276,7 +297,8 @@ def make_season(root, seed: int = 0, *, n_dates: int = 12, size: int = 256,
     done = (root / "season.csv").exists() and (root / "truth_areas.csv").exists()
     if done:
         season = _load(root, transform, (size, size))
-        done = all((root / r["scene"]).exists() for r in season.scenes) and all(
+        done = all((root / r["scene"]).exists() and (root / r["cloud_mask"]).exists()
+                   for r in season.scenes) and all(
             (root / "truth" / f"{d.isoformat()}.tif").exists() for d in season.dates)
         if done:
             return season
@@ -285,26 +307,31 @@ def make_season(root, seed: int = 0, *, n_dates: int = 12, size: int = 256,
     plan = _plan(np.random.default_rng(ss_plan), n_dates, size)
     big = size + 2 * _MARGIN
     field = noise_field(np.random.default_rng(ss_field), big, big,
-                        [(size / 3.0, 1.0), (size / 10.0, 0.5), (size / 32.0, 0.2)])
+                        [(size / k, weight) for k, weight in _OCTAVES])
     season_rows, area_rows = [], []
     for day, shares, p, ss in zip(dates, season_curve(n_dates), plan, ss_dates.spawn(n_dates)):
         iso = day.isoformat()
         truth = _truth(field, p["drift"], size, shares)
         observed = np.zeros((size, size), bool)
         paths = [root / "scenes" / f"{iso}_{k}.tif" for k in range(1, len(p["windows"]) + 1)]
-        todo = not (root / "truth" / f"{iso}.tif").exists() or not all(x.exists() for x in paths)
+        todo = not (root / "truth" / f"{iso}.tif").exists() or not all(
+            x.exists() and (root / "clouds" / x.name).exists() for x in paths)
         rng = np.random.default_rng(ss)
         clear = _render_region(rng, truth) if todo else None
         for path, (r, c, h, w, wedge), ss_k in zip(paths, p["windows"], ss.spawn(len(paths))):
             nodata = _wedge_mask(h, w, wedge)
             observed[r:r + h, c:c + w] |= ~nodata
             left, top = _ORIGIN[0] + c * px, _ORIGIN[1] - r * px
-            season_rows.append([iso, f"scenes/{path.name}", repr(left), repr(top - h * px),
-                                repr(left + w * px), repr(top), SEASON_CRS])
-            if todo and not path.exists():
-                rgb = _scene_rgb(np.random.default_rng(ss_k), clear[r:r + h, c:c + w],
-                                 p["cloudy"], nodata)
-                _write_tif(path, np.moveaxis(rgb, 2, 0), (px, 0.0, left, 0.0, -px, top),
+            cloud = root / "clouds" / path.name
+            season_rows.append([iso, f"scenes/{path.name}", f"clouds/{cloud.name}", repr(left),
+                                repr(top - h * px), repr(left + w * px), repr(top), SEASON_CRS])
+            if todo and not (path.exists() and cloud.exists()):
+                rgb, prob = _scene_rgb(np.random.default_rng(ss_k), clear[r:r + h, c:c + w],
+                                       p["cloudy"], nodata)
+                scene_t = (px, 0.0, left, 0.0, -px, top)
+                _write_tif(cloud, prob[None], scene_t, nodata=None,
+                           tags=dict(DATE=iso, UNITS="cloud probability, percent"))
+                _write_tif(path, np.moveaxis(rgb, 2, 0), scene_t,
                            nodata=0, tags=dict(DATE=iso, ACQUISITION_DATE=iso,
                                                SEASON_SEED=str(seed), CLOUDY=str(p["cloudy"])))
         tpath = root / "truth" / f"{iso}.tif"
