@@ -422,6 +422,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "cloud_probability": _k(int, 20, _int(1, 100),
                                 "cloud-mask pixels at or above this probability (percent) are "
                                 "cloud: not observed, filled by another scene of the date"),
+        "crs": _k((str, type(None)), None, (lambda v: v is None or bool(v.strip()), "a CRS"),
+                  "CRS of the season grid when the scenes have several (null: EASE-Grid 2.0, "
+                  "equal-area, of their hemisphere)"),
     },
 }
 

@@ -13,6 +13,9 @@ georeferenced scenes, or a ``season.csv`` / catalogue CSV) and
    holds every scene footprint of the season. The *region* is the union of those footprints
    (no-data corners included), the same pixels on every date, so that the observed share of
    each date is relative to the same region;
+   scenes in several CRSs (neighbouring UTM zones) are first put on one grid of
+   ``season.crs`` (default: the equal-area EASE-Grid 2.0 of their hemisphere) by nearest
+   neighbour (:func:`~seaice_utils.core.mosaic.reproject_layer`), cloud masks applied first;
 3. **counts each date's areas** with :func:`~seaice_utils.core.mosaic.date_areas` inside the
    region and writes ``<out>/season_areas.csv`` and ``<out>/dates/<date>_classes.tif`` (a COG of
    the date's mosaic).
@@ -67,8 +70,9 @@ import numpy as np
 
 from seaice_utils.core.classes import NODATA, UNLABELLED, WATER
 from seaice_utils.core.geotiff import class_map_cog
-from seaice_utils.core.mosaic import (ClassLayer, date_areas, mosaic_class_maps, pixel_area,
-                                      read_class_layers, scene_date)
+from seaice_utils.core.mosaic import (ClassLayer, common_crs, date_areas, mosaic_class_maps,
+                                      pixel_area, read_class_layers, reproject_layer,
+                                      scene_date)
 from seaice_utils.core.scenes import atomic_write_bytes, list_inputs
 from seaice_utils.errors import InputError, ParamsError
 
@@ -288,10 +292,7 @@ def _mask_clouds(layer: ClassLayer, mask_path, threshold: int):
             ClassLayer(cloud, layer.transform, layer.crs, layer.name))
 
 
-def _date_row(day: str, layers: list[ClassLayer], masks: dict, threshold: int, grid,
-              region: np.ndarray, area_m2: float):
-    pairs = [_mask_clouds(x, masks.get(x.name[:-len(_CLASSES_SUFFIX)]), threshold)
-             for x in layers]
+def _date_row(day: str, pairs: list[tuple], grid, region: np.ndarray, area_m2: float):
     m = mosaic_class_maps([p[0] for p in pairs], grid=grid)
     a = date_areas(m, area_m2, region)
     clouds = [p[1] for p in pairs if p[1] is not None]
@@ -300,7 +301,7 @@ def _date_row(day: str, layers: list[ClassLayer], masks: dict, threshold: int, g
         seen_cloud = mosaic_class_maps(clouds, grid=grid).classes == WATER
         n_cloud = int(np.count_nonzero(seen_cloud & region & (m.classes == UNLABELLED)))
     cloud_km2 = n_cloud * area_m2 / 1e6
-    row = {"date": day, "n_scenes": len(layers)}
+    row = {"date": day, "n_scenes": len(pairs)}
     for k in AREAS_HEADER[2:]:
         if k in a:
             row[k] = float(a[k])
@@ -376,16 +377,24 @@ def run_season(input, out_dir, *, model=None, labels: str = "auto", params=None,
         raise InputError(f"no scene of {str(input)!r} was classified into a georeferenced "
                          f"class map ({len(job.failures)} failed)")
     layers = {d: read_class_layers(paths) for d, paths in by_date.items()}
+    pairs = {d: [_mask_clouds(x, masks.get(x.name[:-len(_CLASSES_SUFFIX)]), threshold)
+                 for x in ls] for d, ls in layers.items()}
     every = [layer for d in sorted(layers) for layer in layers[d]]
-    footprints = mosaic_class_maps([ClassLayer(np.zeros_like(x.classes), x.transform, x.crs,
-                                               x.name) for x in every])
+    feet = [ClassLayer(np.zeros_like(x.classes), x.transform, x.crs, x.name) for x in every]
+    crs = common_crs(every, params["season"]["crs"])
+    if crs is not None:          # several CRSs: one grid, nearest neighbour
+        size = min(abs(x.transform[0]) for x in every)
+        pairs = {d: [tuple(None if x is None else reproject_layer(x, crs, size) for x in p)
+                     for p in ps] for d, ps in pairs.items()}
+        feet = [reproject_layer(x, crs, size) for x in feet]
+    footprints = mosaic_class_maps(feet)
     region = footprints.classes != 255
     grid = (footprints.transform, *region.shape)
     area_m2 = pixel_area(footprints.transform)
     dates_dir.mkdir(parents=True, exist_ok=True)
     rows, written = [], []
     for day in sorted(layers):
-        row, m = _date_row(day, layers[day], masks, threshold, grid, region, area_m2)
+        row, m = _date_row(day, pairs[day], grid, region, area_m2)
         rows.append(row)
         cog = class_map_cog(m.classes, crs=m.crs, transform=m.transform)
         if _write_if_changed(dates_dir / f"{day}_classes.tif", cog):

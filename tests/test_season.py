@@ -387,3 +387,25 @@ def test_read_class_layers_sorts_by_name(season, tmp_path):
     layers = read_class_layers(paths)
     assert [x.name for x in layers] == sorted(p.name for p in paths)
     assert layers[0].crs == "EPSG:3031" and layers[0].transform[0] == 40.0
+
+
+def test_common_crs_and_reprojection_onto_one_pixel_grid():
+    from seaice_utils.core.mosaic import common_crs, reproject_layer
+
+    a = ClassLayer(np.zeros((20, 30), np.uint8), (40.0, 0, -400000.0, 0, -40.0, -1200000.0),
+                   "EPSG:3031", "a")
+    b = ClassLayer(np.ones((20, 30), np.uint8), (40.0, 0, 500000.0, 0, -40.0, 1400000.0),
+                   "EPSG:32704", "b")
+    assert common_crs([a, a]) is None                      # one CRS: nothing is resampled
+    assert common_crs([a, b]) == "EPSG:6932"                # southern: EASE-Grid 2.0 South
+    assert common_crs([a, b], "EPSG:3031") == "EPSG:3031"
+    ra, rb = reproject_layer(a, "EPSG:6932", 40.0), reproject_layer(b, "EPSG:6932", 40.0)
+    assert reproject_layer(a, "epsg:3031", 40.0) is a
+    for r, code in ((ra, 0), (rb, 1)):
+        assert r.crs == "EPSG:6932" and r.transform[0] == 40.0 and r.transform[4] == -40.0
+        assert r.transform[2] % 40.0 == 0 and r.transform[5] % 40.0 == 0   # one pixel grid
+        assert set(np.unique(r.classes)) <= {code, 255}          # codes never mixed
+        # a rotated footprint: the area is kept to within the edge pixels
+        assert abs(int((r.classes == code).sum()) - 600) < 80
+    m = mosaic_class_maps([ra, rb])                         # aligned: mosaics without error
+    assert {0, 1} <= set(np.unique(m.classes))

@@ -34,7 +34,16 @@ Sentinel-2 product names ``S2B_MSIL2A_20191115T202851_N0213_R128_T58CEU_20191115
 sensing date) or from a mapping of GeoTIFF tags (``ACQUISITION_DATE``, ``DATE``,
 ``TIFFTAG_DATETIME``). A name with two different dates, or none, is refused with the input named.
 
-rasterio is imported only by the functions that read files.
+Several CRSs
+------------
+Layers in different CRSs (Sentinel-2 tiles of neighbouring UTM zones) are first put on one grid
+with :func:`reproject_layer`: nearest-neighbour resampling (class codes are never mixed) onto a
+grid of the given CRS whose origin is a whole multiple of the pixel size, so that every
+reprojected layer lands on the same pixel grid. :func:`common_crs` picks the CRS: the layers'
+own when they share one (nothing is resampled), else the given one, else the equal-area
+EASE-Grid 2.0 of the layers' hemisphere (:data:`EQUAL_AREA_CRS`), so pixel counts are areas.
+
+rasterio is imported only by the functions that read files or reproject.
 """
 
 from __future__ import annotations
@@ -52,7 +61,8 @@ from seaice_utils.core.classes import NODATA, THICK, THIN, UNLABELLED, WATER
 from seaice_utils.errors import InputError
 
 __all__ = ["ClassLayer", "Mosaic", "mosaic_class_maps", "date_areas", "pixel_area",
-           "date_from", "scene_date", "read_class_layer", "read_class_layers", "AREA_KEYS"]
+           "date_from", "scene_date", "read_class_layer", "read_class_layers", "AREA_KEYS",
+           "EQUAL_AREA_CRS", "common_crs", "reproject_layer"]
 
 #: Class code -> key of its area in :func:`date_areas`.
 AREA_KEYS = {WATER: "water_km2", THIN: "thin_km2", THICK: "thick_km2"}
@@ -344,3 +354,53 @@ def read_class_layer(path) -> ClassLayer:
 def read_class_layers(paths) -> list[ClassLayer]:
     """:func:`read_class_layer` of each path, sorted by file name (the mosaic's priority)."""
     return [read_class_layer(p) for p in sorted(paths, key=lambda p: (Path(p).name, str(p)))]
+
+
+# --------------------------------------------------------------------------------------------
+# several CRSs
+# --------------------------------------------------------------------------------------------
+
+#: Equal-area grids (NSIDC EASE-Grid 2.0, Lambert azimuthal) by hemisphere.
+EQUAL_AREA_CRS = {"north": "EPSG:6931", "south": "EPSG:6932"}
+
+
+def common_crs(layers: Sequence[ClassLayer], crs: str | None = None) -> str | None:
+    """The CRS to mosaic ``layers`` in: None when they share one (no resampling needed), else
+    ``crs``, else the EASE-Grid 2.0 of the hemisphere of the first layer's centre."""
+    keys = {_crs_key(x.crs) for x in layers}
+    if len(keys) <= 1:
+        return None
+    if crs:
+        return str(crs)
+    from rasterio.warp import transform as warp_transform
+
+    x = layers[0]
+    t = _check_transform(x.transform, x.name or "layer 0")
+    h, w = np.asarray(x.classes).shape
+    cx, cy = t[2] + t[0] * w / 2, t[5] + t[4] * h / 2
+    _, lat = warp_transform(x.crs, "EPSG:4326", [cx], [cy])
+    return EQUAL_AREA_CRS["south" if lat[0] < 0 else "north"]
+
+
+def reproject_layer(layer: ClassLayer, crs: str, pixel_size: float) -> ClassLayer:
+    """``layer`` on a north-up grid of ``crs`` with square pixels of ``pixel_size`` (CRS units),
+    origin on a multiple of ``pixel_size``; nearest neighbour, no-data (255) outside."""
+    from rasterio.warp import Resampling, reproject, transform_bounds
+
+    c, t = _check_layer(layer, 0)
+    if _crs_key(layer.crs) == _crs_key(crs):
+        return layer
+    ps = float(pixel_size)
+    h, w = c.shape
+    bounds = (t[2], t[5] + t[4] * h, t[2] + t[0] * w, t[5])
+    left, bottom, right, top = transform_bounds(layer.crs, crs, *bounds, densify_pts=21)
+    x0, y1 = np.floor(left / ps) * ps, np.ceil(top / ps) * ps
+    width, height = int(np.ceil((right - x0) / ps)), int(np.ceil((y1 - bottom) / ps))
+    out_t = (ps, 0.0, float(x0), 0.0, -ps, float(y1))
+    out = np.full((height, width), NODATA, np.uint8)
+    from rasterio.transform import Affine
+
+    reproject(c, out, src_transform=Affine(*t), src_crs=layer.crs, src_nodata=NODATA,
+              dst_transform=Affine(*out_t), dst_crs=crs, dst_nodata=NODATA,
+              resampling=Resampling.nearest)
+    return ClassLayer(out, out_t, str(crs), layer.name)
