@@ -181,3 +181,23 @@ def test_notebook_01_catalogue_footprints_plot(collected, tmp_path):
     xy = ax.patches[0].get_xy()
     # the product grid is EPSG:3031 itself, so the footprint lands on its own corner
     assert np.min(np.hypot(xy[:, 0] - x0, xy[:, 1] - y0)) < 0.01
+
+
+def test_season_reads_the_collected_catalogue(collected, tmp_path):
+    """notebook 01's catalogue.csv (date and file columns) is a season input as it is: its two
+    windows of one product are one date, mosaicked on the product's grid."""
+    root, rows, _ = collected
+    out = tmp_path / "season"
+    assert main(["season", str(root / "catalogue.csv"), str(out), "--no-progress", "-q"]) == 0
+    with (out / "season_areas.csv").open(newline="") as fh:
+        got = list(csv.DictReader(fh))
+    assert [r["date"] for r in got] == ["2019-11-15"] and got[0]["n_scenes"] == "2"
+    assert got[0]["cloud_masks"] == "0" and float(got[0]["observed_km2"]) > 0
+    labelled = 0
+    for r in rows:
+        with rasterio.open(out / "scenes" / f"{r['name']}_classes.tif") as c:
+            labelled += int((c.read(1) <= 2).sum())
+    # the windows do not overlap: the date's observed pixels are both windows' class pixels
+    assert float(got[0]["observed_km2"]) == pytest.approx(labelled * 100 / 1e6)
+    with rasterio.open(out / "dates" / "2019-11-15_classes.tif") as d:
+        assert d.crs.to_epsg() == 3031 and d.transform.a == 10.0

@@ -22,7 +22,7 @@ GENERATED = {"params/tuned.yml"}
 
 def test_the_sources_are_found():
     names = {p.relative_to(ROOT).as_posix() for p in SOURCES}
-    assert {"README.md", "seaice_utils/cli.py", "params/quick.yml",
+    assert {"README.md", "seaice_utils/cli/__init__.py", "params/quick.yml",
             "notebooks/02_filter_tuning.ipynb"} <= names
 
 

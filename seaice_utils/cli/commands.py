@@ -1,0 +1,315 @@
+"""What each ``seaice`` command does: one ``_cmd_<name>(args) -> exit status`` per command,
+looked up by name in :data:`COMMANDS`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from seaice_utils.errors import InputError, ParamsError
+
+__all__ = ["COMMANDS", "configure_logging"]
+
+
+def _log():
+    import logging
+
+    return logging.getLogger("seaice")
+
+
+def configure_logging(a) -> None:
+    """The ``seaice`` logger: INFO to stderr by default, DEBUG with -v, WARNING with -q."""
+    import logging
+
+    level = (logging.WARNING if getattr(a, "quiet", False)
+             else logging.DEBUG if getattr(a, "verbose", False) else logging.INFO)
+    class CurrentStderr(logging.Handler):
+        """Writes to whatever ``sys.stderr`` is when a record comes (a notebook's, a test's)."""
+
+        def emit(self, record):
+            try:
+                sys.stderr.write(self.format(record) + "\n")
+            except Exception:
+                self.handleError(record)
+
+    log = logging.getLogger("seaice")
+    if not any(getattr(h, "_seaice_cli", False) for h in log.handlers):
+        handler = CurrentStderr()
+        handler._seaice_cli = True
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(level)
+    if getattr(a, "quiet", False) and hasattr(a, "no_progress"):
+        a.no_progress = True
+
+
+def _cmd_synth(a) -> int:
+    from seaice_utils.data.dataset import ensure_synthetic_dataset
+    from seaice_utils.params import load_params, load_params_dict
+
+    if a.agreement:
+        import cv2
+
+        from seaice_utils.data.synthetic import agreement_lines, agreement_table
+
+        cv2.setNumThreads(1)
+        print("\n".join(agreement_lines(agreement_table(range(a.seeds), size=a.size or 2048))))
+        return 0
+    if a.out is None:
+        raise ParamsError("give the dataset folder OUT (or --agreement)")
+    params = load_params(a.params, a.set)
+    over = {"n_scenes": a.n_scenes, "scene_size": a.size, "cloudy_fraction": a.cloudy_fraction,
+            "cloud_cover": a.cloud_cover, "shadow_cover": a.shadow_cover,
+            "nodata_wedge_fraction": a.nodata_wedge_fraction}
+    params["data"].update({k: v for k, v in over.items() if v is not None})
+    if a.seed is not None:
+        params["global"]["seed"] = a.seed
+    params = load_params_dict(params, source="command line")
+    recs = ensure_synthetic_dataset(a.out, params, progress=not a.no_progress)
+    print(f"{len(recs)} synthetic scenes in {a.out}")
+    return 0
+
+
+def _expect_size(text: str | None, inputs, tile_size: int):
+    from seaice_utils.core.tiling import parse_tile_name
+
+    def is_tile(name: str) -> bool:
+        try:
+            parse_tile_name(name)
+        except InputError:
+            return False
+        return True
+
+    text = (text or "auto").strip().lower()
+    if text == "none":
+        return None
+    if text == "auto":
+        names = [p.stem for p in inputs]
+        return (tile_size, tile_size) if names and all(map(is_tile, names)) else None
+    try:
+        parts = [int(x) for x in text.split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise InputError(f"--expect-size takes PX, HxW, auto or none (got {text!r})")
+    return (parts[0], parts[-1])
+
+
+def _cmd_label(a) -> int:
+    from seaice_utils.labelling.jobs import run_label_job
+    from seaice_utils.params import load_params
+    from seaice_utils.labelling.settings import filter_params, thresholds
+    from seaice_utils.core.scenes import list_inputs
+    from seaice_utils.labelling.pipeline import LabelOptions
+    from seaice_utils.core.scenes import Stretch
+
+    params = load_params(a.params, a.set)
+    if a.filter_on:
+        params["filter"]["apply_to"] = a.filter_on
+    eng = params["engines"]
+    engine = a.engine or eng["engine"]
+    workers = a.workers if a.workers is not None else eng["workers"]
+    if workers < 1:
+        raise ParamsError(f"--workers must be >= 1 (got {workers})")
+    files = list_inputs(a.input)
+    opts = LabelOptions(filter_params=None if a.no_filter else filter_params(params),
+                        thresholds=thresholds(params), bands=a.bands, nodata=a.nodata,
+                        stretch=Stretch(scale=a.scale, offset=a.offset,
+                                        reflectance_max=a.reflectance_max),
+                        expect_size=_expect_size(a.expect_size, files,
+                                                 params["global"]["tile_size"]))
+    spark = {}
+    if engine == "spark":
+        spark = dict(master=a.spark_master or eng["spark_master"],
+                     output=a.spark_output or eng["spark_output"],
+                     batch_size=eng["spark_batch_size"])
+    elif a.spark_master or a.spark_output:
+        raise ParamsError("--spark-master and --spark-output need --engine spark")
+    summary = run_label_job(files, a.output, opts, engine=engine, workers=workers,
+                            resume=a.resume, progress=not a.no_progress, **spark)
+    print(summary.describe())
+    return 0 if summary.ok else 1
+
+
+def _cmd_reproduce(a) -> int:
+    from seaice_utils.runner import run_notebooks
+
+    only = [x.strip() for x in a.only.split(",")] if a.only else None
+    specs = a.params or ["quick"]
+    batch = len(specs) > 1 or Path(specs[0]).is_dir()
+    if a.set:
+        specs = _profiles_with_set(specs, a.set, a.outputs)
+    if batch:
+        from seaice_utils.runner import run_batch
+        from seaice_utils.verify import comparison_text
+
+        rows = run_batch(specs, a.outputs, only=only, notebook_dir=a.notebooks,
+                         progress=not a.no_progress)
+        print(comparison_text(rows))
+        print(f"comparison: {Path(a.outputs) / 'comparison.csv'}   runs: "
+              f"{', '.join(str(Path(a.outputs) / r['profile']) for r in rows)}")
+        return 0 if all(r["status"] == "ok" for r in rows) else 1
+    m = run_notebooks(specs[0], a.outputs, only=only, notebook_dir=a.notebooks,
+                      progress=not a.no_progress)
+    for nb in m["notebooks"]:
+        print(f"{nb['notebook']:<40} {nb['status']:>6} {nb['seconds']:8.1f} s")
+    print(f"tables: {Path(a.outputs) / 'tables'}   figures: {Path(a.outputs) / 'figures'}   "
+          f"manifest: {Path(a.outputs) / 'manifest.json'}")
+    return 0
+
+
+def _profiles_with_set(specs: list[str], sets: list[str], outputs: str) -> list[str]:
+    """Each profile of ``specs`` (files, names or folders) with the ``--set`` items applied,
+    validated and written to ``<outputs>/profiles/<stem>.yml`` (the notebooks read those, and
+    the manifest names them)."""
+    from seaice_utils.params import dump_params, load_params
+    from seaice_utils.runner import batch_profiles
+
+    files = [f for _, f in batch_profiles(specs)]
+    out = []
+    for f in files:
+        path = Path(outputs) / "profiles" / f"{f.stem}.yml"
+        if path.resolve() == f.resolve():
+            raise InputError(f"--set would overwrite the profile {f}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        dump_params(load_params(f, sets), path)
+        out.append(str(path))
+    return out
+
+
+def _cmd_verify(a) -> int:
+    from seaice_utils.verify import compare_runs
+
+    if (a.b is None) == (a.reference is None):
+        raise InputError("give the other run as B or as --reference MANIFEST (one of them)")
+    result = compare_runs(a.a, a.b or a.reference, tolerance=a.tolerance)
+    print("\n".join(result.lines()))
+    return 0 if result.ok else 1
+
+
+def _cmd_collect(a) -> int:
+    import warnings
+
+    from seaice_utils.collect.run import collect
+    from seaice_utils.params import load_params, load_params_dict
+
+    params = load_params(a.params, a.set)
+    if a.folder:
+        params["data"].update(source="folder", folder=a.folder)
+    if a.source:
+        params["data"]["source"] = a.source
+    over = {"max_scenes": a.max_scenes, "export_format": a.export_format,
+            "fallback": "error" if a.no_fallback else None}
+    params["collect"].update({k: v for k, v in over.items() if v is not None})
+    params = load_params_dict(params, source="command line")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the fallback is printed below
+        res = collect(params, a.outputs, progress=not a.no_progress)
+    print(res.message(), file=sys.stderr if res.fell_back else sys.stdout)
+    print(f"catalogue: {res.root / 'catalogue.csv'}   record: "
+          f"{Path(a.outputs) / 'records' / 'data_source.json'}")
+    return 0
+
+
+def _cmd_train(a) -> int:
+    from seaice_utils.training.runs import train_cli
+
+    if a.workers < 1:
+        raise SystemExit(f"seaice train: --workers must be >= 1 (got {a.workers})")
+    labels = ("man", "auto") if a.labels == "both" else (a.labels,)
+    return train_cli(a.params, a.outputs, labels=labels, workers=a.workers, hosts=a.hosts,
+                     epochs=a.epochs, mixed_precision=a.mixed_precision, xla=a.xla,
+                     progress=not a.no_progress, overrides=a.set)
+
+
+def _cmd_predict(a) -> int:
+    from seaice_utils.inference import predict_inputs, predict_options
+    from seaice_utils.params import load_params
+    from seaice_utils.core.scenes import Stretch
+
+    params = load_params(a.params, a.set)
+    if not a.params:           # the filter constants the model was trained with, when recorded
+        from seaice_utils.inference import read_model_settings
+
+        try:
+            recorded = read_model_settings(a.model).filter_params()
+        except Exception:      # a missing or unreadable model is reported by predict_inputs
+            recorded = None
+        if recorded is not None:
+            constants = recorded.to_dict()
+            params["filter"].update({k: v for k, v in constants.items() if k in params["filter"]})
+            _log().info(f"filter constants: from the model's training settings "
+                        f"({', '.join(f'{k}={v}' for k, v in constants.items())})")
+    if a.filter_on:
+        params["filter"]["apply_to"] = a.filter_on
+    inf = params["inference"]
+    if a.workers is not None and a.workers < 0:
+        raise ParamsError(f"--workers must be >= 0 (got {a.workers})")
+    opts = predict_options(
+        params, input=a.input_kind, apply_filter=False if a.no_filter else (True if a.filter
+                                                                            else None),
+        overlap=a.overlap, blend=a.blend, batch_size=a.batch_size, runtime=a.runtime,
+        bands=a.bands,
+        nodata=a.nodata, pixel_size_m=a.pixel_size, geotiff=False if a.no_geotiff else None,
+        stretch=Stretch(scale=a.scale, offset=a.offset, reflectance_max=a.reflectance_max))
+    engine = a.engine or inf["engine"]
+    workers = a.workers if a.workers is not None else inf["workers"]
+    spark = None
+    if a.spark_master:
+        if engine != "spark":
+            raise ParamsError("--spark-master needs --engine spark")
+        from seaice_utils.engines.spark import spark_session
+
+        spark = spark_session(a.spark_master, app_name="seaice-predict",
+                              progress=not a.no_progress)
+    summary = predict_inputs(a.model, a.input, a.output, opts, engine=engine,
+                             workers=workers or None, resume=a.resume,
+                             progress=not a.no_progress, spark=spark)
+    print(summary.describe())
+    return 0 if summary.ok else 1
+
+
+def _cmd_season(a) -> int:
+    from seaice_utils.params import load_params
+    from seaice_utils.season import run_season
+
+    if a.workers < 1:
+        raise ParamsError(f"--workers must be >= 1 (got {a.workers})")
+    res = run_season(a.input, a.output, model=a.model, labels=a.labels,
+                     params=load_params(a.params, a.set), engine=a.engine, workers=a.workers,
+                     resume=a.resume, progress=not a.no_progress, cloud_mask_dir=a.cloud_masks)
+    print(res.job.describe())
+    print("\n".join(res.lines()))
+    for name, msg in res.failures:
+        print(f"failed: {name}: {msg}", file=sys.stderr)
+    print(f"areas: {res.areas_csv}   dates: {res.out_dir / 'dates'}   scenes: "
+          f"{res.out_dir / 'scenes'}   ({res.seconds['total']:.2f} s)")
+    return 0 if res.ok else 1
+
+
+def _cmd_params(a) -> int:
+    import yaml
+
+    from seaice_utils.params import load_params
+
+    print(yaml.safe_dump(load_params(a.file, a.set), sort_keys=False), end="")
+    return 0
+
+
+def _cmd_notebooks(a) -> int:
+    from seaice_utils.notebooks import check_notebook, strip_notebook
+
+    if a.action == "strip":
+        for f in a.files:
+            if strip_notebook(f):
+                print(f"stripped {f}")
+        return 0
+    problems = [p for f in a.files for p in check_notebook(f)]
+    print("\n".join(problems) or "notebooks follow the conventions")
+    return 1 if problems else 0
+
+
+COMMANDS = {"synth": _cmd_synth, "label": _cmd_label, "reproduce": _cmd_reproduce,
+            "verify": _cmd_verify, "params": _cmd_params, "collect": _cmd_collect,
+            "train": _cmd_train, "predict": _cmd_predict, "notebooks": _cmd_notebooks,
+            "season": _cmd_season}
