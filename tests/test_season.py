@@ -399,6 +399,8 @@ def test_common_crs_and_reprojection_onto_one_pixel_grid():
     assert common_crs([a, a]) is None                      # one CRS: nothing is resampled
     assert common_crs([a, b]) == "EPSG:6932"                # southern: EASE-Grid 2.0 South
     assert common_crs([a, b], "EPSG:3031") == "EPSG:3031"
+    with pytest.raises(InputError, match="not one PROJ knows"):
+        common_crs([a, b], "EPSG:99999999")
     ra, rb = reproject_layer(a, "EPSG:6932", 40.0), reproject_layer(b, "EPSG:6932", 40.0)
     assert reproject_layer(a, "epsg:3031", 40.0) is a
     for r, code in ((ra, 0), (rb, 1)):

@@ -371,6 +371,14 @@ def common_crs(layers: Sequence[ClassLayer], crs: str | None = None) -> str | No
     if len(keys) <= 1:
         return None
     if crs:
+        from rasterio.crs import CRS
+        from rasterio.errors import CRSError
+
+        try:
+            CRS.from_user_input(crs)
+        except CRSError:
+            raise InputError(f"the scenes are in {len(keys)} CRSs and the grid's CRS {crs!r} is "
+                             f"not one PROJ knows (e.g. EPSG:6932, EPSG:3031)") from None
         return str(crs)
     from rasterio.warp import transform as warp_transform
 
