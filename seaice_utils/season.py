@@ -17,7 +17,9 @@ georeferenced scenes, or a ``season.csv`` / catalogue CSV) and
    ``season.crs`` (default: the equal-area EASE-Grid 2.0 of their hemisphere) by nearest
    neighbour (:func:`~seaice_utils.core.mosaic.reproject_layer`), cloud masks applied first;
 3. **counts each date's areas** with :func:`~seaice_utils.core.mosaic.date_areas` inside the
-   region and writes ``<out>/season_areas.csv`` and ``<out>/dates/<date>_classes.tif`` (a COG of
+   region, in ground km² (each pixel's ground area,
+   :func:`~seaice_utils.core.areas.ground_pixel_areas`: on a polar stereographic grid near 78 S a
+   pixel covers about 3.5 % more ground than its grid size says) and writes ``<out>/season_areas.csv`` and ``<out>/dates/<date>_classes.tif`` (a COG of
    the date's mosaic).
 
 Overlap rule
@@ -42,7 +44,7 @@ threshold is not removed. Without masks nothing is removed and ``cloud_masks`` s
 One row per date: ``date, n_scenes`` (the class maps mosaicked), ``thick_km2, thin_km2,
 water_km2, unlabelled_km2`` (seen, not cloudy, left without a class by the thresholds),
 ``ice_km2`` (thick + thin), ``observed_km2`` (the three classes), ``region_km2``,
-``observed_share`` (observed / region), ``cloud_km2`` and ``cloud_share`` (the region's pixels
+``observed_share`` (observed / region area), ``cloud_km2`` and ``cloud_share`` (the region's pixels
 hidden by cloud in every scene that saw them: the date's cloud estimate), ``cloud_masks`` (the
 scenes of the date that had one) and ``quality``: ``ok`` when the observed share is at least
 :data:`MIN_OBSERVED_SHARE` (0.8); else ``cloudy`` when the clouds are what took it below
@@ -68,11 +70,11 @@ from typing import Any
 
 import numpy as np
 
+from seaice_utils.core.areas import ground_pixel_areas
 from seaice_utils.core.classes import NODATA, UNLABELLED, WATER
 from seaice_utils.core.geotiff import class_map_cog
 from seaice_utils.core.mosaic import (ClassLayer, common_crs, date_areas, mosaic_class_maps,
-                                      pixel_area, read_class_layers, reproject_layer,
-                                      scene_date)
+                                      read_class_layers, reproject_layer, scene_date)
 from seaice_utils.core.scenes import atomic_write_bytes, list_inputs
 from seaice_utils.errors import InputError, ParamsError
 
@@ -292,15 +294,14 @@ def _mask_clouds(layer: ClassLayer, mask_path, threshold: int):
             ClassLayer(cloud, layer.transform, layer.crs, layer.name))
 
 
-def _date_row(day: str, pairs: list[tuple], grid, region: np.ndarray, area_m2: float):
+def _date_row(day: str, pairs: list[tuple], grid, region: np.ndarray, areas: np.ndarray):
     m = mosaic_class_maps([p[0] for p in pairs], grid=grid)
-    a = date_areas(m, area_m2, region)
+    a = date_areas(m, areas, region)
     clouds = [p[1] for p in pairs if p[1] is not None]
-    n_cloud = 0
+    cloud_km2 = 0.0
     if clouds:
         seen_cloud = mosaic_class_maps(clouds, grid=grid).classes == WATER
-        n_cloud = int(np.count_nonzero(seen_cloud & region & (m.classes == UNLABELLED)))
-    cloud_km2 = n_cloud * area_m2 / 1e6
+        cloud_km2 = float(areas[seen_cloud & region & (m.classes == UNLABELLED)].sum()) / 1e6
     row = {"date": day, "n_scenes": len(pairs)}
     for k in AREAS_HEADER[2:]:
         if k in a:
@@ -309,7 +310,7 @@ def _date_row(day: str, pairs: list[tuple], grid, region: np.ndarray, area_m2: f
     row["ice_km2"] = row["thick_km2"] + row["thin_km2"]
     row["observed_share"] = float(a["observed_share"])
     row["cloud_km2"] = cloud_km2
-    row["cloud_share"] = n_cloud / max(int(region.sum()), 1)
+    row["cloud_share"] = cloud_km2 / row["region_km2"] if row["region_km2"] else 0.0
     row["cloud_masks"] = len(clouds)
     if row["observed_share"] >= MIN_OBSERVED_SHARE:
         row["quality"] = "ok"
@@ -390,11 +391,11 @@ def run_season(input, out_dir, *, model=None, labels: str = "auto", params=None,
     footprints = mosaic_class_maps(feet)
     region = footprints.classes != 255
     grid = (footprints.transform, *region.shape)
-    area_m2 = pixel_area(footprints.transform)
+    areas = ground_pixel_areas(footprints.transform, footprints.crs, region.shape)
     dates_dir.mkdir(parents=True, exist_ok=True)
     rows, written = [], []
     for day in sorted(layers):
-        row, m = _date_row(day, pairs[day], grid, region, area_m2)
+        row, m = _date_row(day, pairs[day], grid, region, areas)
         rows.append(row)
         cog = class_map_cog(m.classes, crs=m.crs, transform=m.transform)
         if _write_if_changed(dates_dir / f"{day}_classes.tif", cog):

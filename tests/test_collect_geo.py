@@ -193,11 +193,15 @@ def test_season_reads_the_collected_catalogue(collected, tmp_path):
         got = list(csv.DictReader(fh))
     assert [r["date"] for r in got] == ["2019-11-15"] and got[0]["n_scenes"] == "2"
     assert got[0]["cloud_masks"] == "0" and float(got[0]["observed_km2"]) > 0
-    labelled = 0
+    from seaice_utils.core.areas import ground_pixel_areas
+
+    labelled = 0.0
     for r in rows:
         with rasterio.open(out / "scenes" / f"{r['name']}_classes.tif") as c:
-            labelled += int((c.read(1) <= 2).sum())
-    # the windows do not overlap: the date's observed pixels are both windows' class pixels
-    assert float(got[0]["observed_km2"]) == pytest.approx(labelled * 100 / 1e6)
+            ground = ground_pixel_areas(c.transform, c.crs.to_string(), c.shape)
+            labelled += float(ground[c.read(1) <= 2].sum()) / 1e6
+    # the windows do not overlap: the date's observed area is both windows' class pixels', on
+    # the ground (at 78 S a 10 m pixel of EPSG:3031 covers about 3.5 % more than 100 m²)
+    assert float(got[0]["observed_km2"]) == pytest.approx(labelled, abs=2e-6)
     with rasterio.open(out / "dates" / "2019-11-15_classes.tif") as d:
         assert d.crs.to_epsg() == 3031 and d.transform.a == 10.0

@@ -217,19 +217,25 @@ def test_resume_keeps_files_and_redraws_only_what_is_missing(season, tmp_path):
         make_season(root, 5, n_dates=N_DATES, size=192)
 
 
-def test_truth_areas_are_the_truth_pixel_counts(season):
+def test_truth_areas_are_the_truth_pixels_ground_areas(season):
+    from seaice_utils.core.areas import ground_pixel_areas
+
     assert [r["date"] for r in season.truth_areas] == [d.isoformat() for d in season.dates]
-    area = season.pixel_area_m2
-    assert area == 1600.0
+    assert season.pixel_area_m2 == 1600.0
+    ground = ground_pixel_areas(season.transform, "EPSG:3031", season.shape)
+    # EPSG:3031 is true to scale at 71 S; near 78.4 S a 40 m pixel covers ~3.5 % more ground
+    assert 1.03 < ground.mean() / 1600.0 < 1.04 and np.ptp(ground) / ground.mean() < 1e-3
     for row in read_truth_areas(season.root):
         truth, src = _read(season.root / "truth" / f"{row['date']}.tif")
         assert src.crs.to_string() == "EPSG:3031"
         assert tuple(src.transform)[:6] == season.transform
         truth = truth[0]
         assert truth.shape == season.shape
-        assert row["region_km2"] == truth.size * area / 1e6
+        assert row["region_km2"] == pytest.approx(ground.sum() / 1e6, rel=1e-12)
         for key, code in (("thick_km2", 2), ("thin_km2", 1), ("water_km2", 0)):
-            assert row[key] == int((truth == code).sum()) * area / 1e6, key
+            assert row[key] == pytest.approx(ground[truth == code].sum() / 1e6, rel=1e-12), key
+        assert row["thick_km2"] + row["thin_km2"] + row["water_km2"] == pytest.approx(
+            row["region_km2"], rel=1e-12)
 
 
 def test_the_curve_thick_falls_thin_grows(season):
@@ -239,10 +245,13 @@ def test_the_curve_thick_falls_thin_grows(season):
     assert all(b < a for a, b in zip(thick, thick[1:]))
     assert all(b > a for a, b in zip(thin, thin[1:]))
     n = season.shape[0] * season.shape[1]
-    for i, (got_thick, got_thin) in enumerate(zip(thick, thin)):   # linear, to the pixel
+    for i, day in enumerate(season.dates):                  # linear, to the pixel
+        truth = _read(season.root / "truth" / f"{day.isoformat()}.tif")[0][0]
         x = i / (N_DATES - 1)
-        assert abs(got_thick - (0.70 - 0.30 * x)) <= 0.5 / n, i
-        assert abs(got_thin - (0.15 + 0.20 * x)) <= 0.5 / n, i
+        assert abs((truth == 2).sum() / n - (0.70 - 0.30 * x)) <= 0.5 / n, i
+        assert abs((truth == 1).sum() / n - (0.15 + 0.20 * x)) <= 0.5 / n, i
+        # the areas' shares: the same, but for the ground area's variation over the region
+        assert abs(thick[i] - (0.70 - 0.30 * x)) <= 1e-3 and abs(thin[i] - (0.15 + 0.20 * x)) <= 1e-3
     want = [(0.70, 0.15, 0.15), (0.55, 0.25, 0.20), (0.40, 0.35, 0.25)]
     assert np.allclose(season_curve(3), want, atol=1e-12, rtol=0)
 
@@ -349,8 +358,11 @@ def _truth_window(season, row):
 
 def test_ground_truth_path_mosaic_of_truth_windows_gives_the_observed_areas(season):
     """Mosaic each date's truth windows (no-data where the scene has none) and count."""
+    from seaice_utils.core.areas import ground_pixel_areas
+
     want = {r["date"]: r for r in season.truth_areas}
     grid = (season.transform, *season.shape)
+    ground = ground_pixel_areas(season.transform, "EPSG:3031", season.shape)
     for day in season.dates:
         iso = day.isoformat()
         layers = []
@@ -362,15 +374,17 @@ def test_ground_truth_path_mosaic_of_truth_windows_gives_the_observed_areas(seas
             classes[(rgb == 0).all(axis=0)] = 255
             layers.append(ClassLayer(classes, tuple(src.transform)[:6], src.crs.to_string(),
                                      row["scene"]))
-        areas = date_areas(mosaic_class_maps(layers, grid=grid), season.pixel_area_m2)
+        mosaic = mosaic_class_maps(layers, grid=grid)
+        areas = date_areas(mosaic, ground)
         w = want[iso]
         for key in ("thick_km2", "thin_km2", "water_km2"):
             assert areas[key] == w[f"observed_{key}"], (iso, key)
         assert areas["observed_km2"] == w["observed_km2"]
         assert areas["observed_share"] == w["observed_share"]
         assert areas["region_km2"] == w["region_km2"]
-        union = date_areas(mosaic_class_maps(layers), season.pixel_area_m2)
-        assert union["thick_km2"] == w["observed_thick_km2"]     # same counts on the union grid
+        union = mosaic_class_maps(layers)                       # same counts on the union grid
+        got, ref = (date_areas(m, season.pixel_area_m2)["pixels"] for m in (union, mosaic))
+        assert [got[k] for k in (0, 1, 2)] == [ref[k] for k in (0, 1, 2)]
 
 
 def test_read_class_layers_sorts_by_name(season, tmp_path):

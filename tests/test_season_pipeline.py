@@ -268,7 +268,7 @@ def _to_crs(src_path, dst_path, crs):
 def test_scenes_in_several_crss_are_mosaicked_on_an_equal_area_grid(season, seq_run, tmp_path):
     """One scene per date moved to UTM zone 4S (as Sentinel-2 tiles of neighbouring zones
     come): the season is mosaicked on EASE-Grid 2.0 South, and each date's class shares stay
-    those of the single-CRS run (areas differ by the projections' scale)."""
+    those of the single-CRS run, and its areas (ground km²) the same."""
     s, _ = season
     folder = tmp_path / "scenes"
     folder.mkdir()
@@ -295,6 +295,7 @@ def test_scenes_in_several_crss_are_mosaicked_on_an_equal_area_grid(season, seq_
         for k, tol in (("ice_km2", 0.005), ("water_km2", 0.005), ("thick_km2", 0.03),
                        ("thin_km2", 0.03)):
             assert shares[k][0] == pytest.approx(shares[k][1], abs=tol), (r["date"], k)
-        # EASE-Grid is equal-area; polar stereographic (true scale at 71 S) shrinks ground
-        # distances at 78.4 S by 1.7 %, so the same ground reads about 3.5 % larger
-        assert r["observed_km2"] / p["observed_km2"] == pytest.approx(1.035, abs=0.015)
+        # ground areas: the same ground in either projection (polar stereographic's grid
+        # area would be 3.5 % short of EASE-Grid's at 78.4 S); nearest-neighbour resampling
+        # moves the footprints' edges by up to a pixel
+        assert r["observed_km2"] / p["observed_km2"] == pytest.approx(1.0, abs=0.01)

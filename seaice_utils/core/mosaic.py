@@ -57,6 +57,7 @@ from typing import Sequence
 
 import numpy as np
 
+from seaice_utils.core.areas import EQUAL_AREA_CRS
 from seaice_utils.core.classes import NODATA, THICK, THIN, UNLABELLED, WATER
 from seaice_utils.errors import InputError
 
@@ -218,14 +219,15 @@ def pixel_area(transform) -> float:
     return abs(t[0] * t[4])
 
 
-def date_areas(mosaic, pixel_area_m2: float, region_mask=None) -> dict:
+def date_areas(mosaic, pixel_area_m2, region_mask=None) -> dict:
     """Per-class km² of a mosaic (or a class map), the observed share, and the pixel counts.
 
     Parameters
     ----------
     mosaic : Mosaic or (H, W) uint8 ndarray
-    pixel_area_m2 : float
-        Area of one pixel in m² (positive).
+    pixel_area_m2 : float or (H, W) float ndarray
+        Area of one pixel in m² (positive), or of each pixel
+        (:func:`~seaice_utils.core.areas.ground_pixel_areas`: ground areas).
     region_mask : (H, W) bool ndarray, optional
         The region's pixels; default: every pixel of the mosaic. Pixels outside are not counted.
 
@@ -233,32 +235,46 @@ def date_areas(mosaic, pixel_area_m2: float, region_mask=None) -> dict:
     -------
     dict
         ``water_km2``, ``thin_km2``, ``thick_km2``, ``unlabelled_km2``, ``observed_km2`` (the
-        three classes together), ``region_km2``, ``observed_share`` (class pixels / region
-        pixels; 0 for an empty region) and ``pixels`` (class code -> count, plus ``"region"``).
+        three classes together), ``region_km2``, ``observed_share`` (observed area / region
+        area; 0 for an empty region) and ``pixels`` (class code -> count, plus ``"region"``).
         No-data is counted in no class.
     """
     classes = mosaic.classes if isinstance(mosaic, Mosaic) else np.asarray(mosaic)
     if classes.ndim != 2:
         raise InputError(f"date_areas needs a (H, W) class map (got shape {classes.shape})")
-    if isinstance(pixel_area_m2, bool) or not np.isfinite(pixel_area_m2) or pixel_area_m2 <= 0:
+    weights = None
+    if isinstance(pixel_area_m2, np.ndarray):
+        weights = pixel_area_m2
+        if weights.shape != classes.shape or not (np.isfinite(weights).all()
+                                                  and (weights > 0).all()):
+            raise InputError(f"pixel_area_m2 must be positive areas of shape {classes.shape} "
+                             f"(got {weights.dtype} {weights.shape})")
+    elif isinstance(pixel_area_m2, bool) or not np.isfinite(pixel_area_m2) or pixel_area_m2 <= 0:
         raise InputError(f"pixel_area_m2 must be a positive number (got {pixel_area_m2!r})")
     if region_mask is None:
         values = classes.ravel()
+        w = None if weights is None else weights.ravel()
     else:
         region_mask = np.asarray(region_mask)
         if region_mask.shape != classes.shape or region_mask.dtype != bool:
             raise InputError(f"region_mask must be a bool array of shape {classes.shape} "
                              f"(got {region_mask.dtype} {region_mask.shape})")
         values = classes[region_mask]
+        w = None if weights is None else weights[region_mask]
     counts = np.bincount(values, minlength=256)
     pixels = {int(k): int(counts[k]) for k in (*_CLASSES, UNLABELLED, NODATA)}
     pixels["region"] = int(values.size)
-    km2 = lambda n: n * float(pixel_area_m2) / 1e6   # noqa: E731
-    out = {AREA_KEYS[k]: km2(pixels[k]) for k in _CLASSES}
-    n_obs = sum(pixels[k] for k in _CLASSES)
-    out.update(unlabelled_km2=km2(pixels[UNLABELLED]), observed_km2=km2(n_obs),
-               region_km2=km2(values.size),
-               observed_share=n_obs / values.size if values.size else 0.0, pixels=pixels)
+    if w is None:
+        m2 = counts * float(pixel_area_m2)
+        region_m2 = values.size * float(pixel_area_m2)
+    else:
+        m2 = np.bincount(values, weights=w, minlength=256)
+        region_m2 = float(w.sum())
+    out = {AREA_KEYS[k]: float(m2[k]) / 1e6 for k in _CLASSES}
+    obs_m2 = float(sum(m2[k] for k in _CLASSES))
+    out.update(unlabelled_km2=float(m2[UNLABELLED]) / 1e6, observed_km2=obs_m2 / 1e6,
+               region_km2=region_m2 / 1e6,
+               observed_share=obs_m2 / region_m2 if values.size else 0.0, pixels=pixels)
     return out
 
 
@@ -359,10 +375,6 @@ def read_class_layers(paths) -> list[ClassLayer]:
 # --------------------------------------------------------------------------------------------
 # several CRSs
 # --------------------------------------------------------------------------------------------
-
-#: Equal-area grids (NSIDC EASE-Grid 2.0, Lambert azimuthal) by hemisphere.
-EQUAL_AREA_CRS = {"north": "EPSG:6931", "south": "EPSG:6932"}
-
 
 def common_crs(layers: Sequence[ClassLayer], crs: str | None = None) -> str | None:
     """The CRS to mosaic ``layers`` in: None when they share one (no resampling needed), else

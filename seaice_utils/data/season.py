@@ -42,7 +42,9 @@ Files (under ``root``)
   in metres), the input of ``seaice season``;
 * ``truth_areas.csv``: per date the true km² of thick, thin and water over the whole region and
   over the observed part (the region pixels that at least one scene sees, outside its wedge;
-  clouds not removed), and the observed share; ``km2 = pixels * pixel_area_m2 / 1e6``
+  clouds not removed), and the observed share (of the area); ground km², each pixel's ground
+  area (:func:`~seaice_utils.core.areas.ground_pixel_areas`, about 3.5 % more than
+  ``pixel_area_m2`` at this latitude)
   (:func:`seaice_utils.evaluation.season.season_errors` counts the truth over exactly the
   pixels a season run classified);
 * ``season.json``: the arguments, so that a rerun with other arguments is refused.
@@ -64,14 +66,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from seaice_utils.core.areas import ground_pixel_areas
 from seaice_utils.core.classes import NODATA, THICK, THIN, WATER
+from seaice_utils.core.mosaic import date_areas
 from seaice_utils.data.synthetic_noise import noise_field, smooth_noise
 from seaice_utils.errors import InputError
 
 __all__ = ["Season", "make_season", "season_curve", "read_season_csv", "read_truth_areas",
            "SEASON_VERSION", "SEASON_CRS"]
 
-SEASON_VERSION = "2"
+SEASON_VERSION = "3"
 SEASON_CRS = "EPSG:3031"
 #: Top-left corner of the region (m, EPSG:3031): the western Ross Sea, near 77 S.
 _ORIGIN = (-400000.0, -1200000.0)
@@ -100,6 +104,7 @@ class Season:
 
     @property
     def pixel_area_m2(self) -> float:
+        """A pixel's area on the grid (not on the ground: see ``ground_pixel_areas``)."""
         return abs(self.transform[0] * self.transform[4])
 
 
@@ -233,19 +238,12 @@ def _write_csv(path: Path, header, rows) -> None:
     os.replace(tmp, path)
 
 
-def _km2(n: int, pixel_area_m2: float) -> float:
-    return n * pixel_area_m2 / 1e6
-
-
-def _area_row(truth: np.ndarray, observed: np.ndarray, pixel_area_m2: float) -> list:
-    total = np.bincount(truth.ravel(), minlength=256)
-    seen = np.bincount(truth[observed], minlength=256)
-    n_obs = int(observed.sum())
-    return ([_km2(truth.size, pixel_area_m2)]
-            + [_km2(int(total[k]), pixel_area_m2) for k in (THICK, THIN, WATER)]
-            + [_km2(n_obs, pixel_area_m2)]
-            + [_km2(int(seen[k]), pixel_area_m2) for k in (THICK, THIN, WATER)]
-            + [n_obs / truth.size])
+def _area_row(truth: np.ndarray, observed: np.ndarray, areas: np.ndarray) -> list:
+    """Region, true class and observed areas (ground km², ``date_areas``) of one date."""
+    whole = date_areas(truth, areas)
+    seen = date_areas(np.where(observed, truth, np.uint8(NODATA)), areas)
+    return ([whole["region_km2"]] + [whole[k] for k in _AREA_FIELDS] + [seen["observed_km2"]]
+            + [seen[k] for k in _AREA_FIELDS] + [seen["observed_share"]])
 
 
 _AREAS_HEADER = ["date", "region_km2", *_AREA_FIELDS, "observed_km2",
@@ -291,7 +289,7 @@ def make_season(root, seed: int = 0, *, n_dates: int = 12, size: int = 256,
         meta.write_text(json.dumps(args, sort_keys=True) + "\n")
     px = float(pixel_m)
     transform = (px, 0.0, _ORIGIN[0], 0.0, -px, _ORIGIN[1])
-    area = px * px
+    areas = ground_pixel_areas(transform, SEASON_CRS, (size, size))
     dates = _season_dates(n_dates, year)
 
     done = (root / "season.csv").exists() and (root / "truth_areas.csv").exists()
@@ -337,7 +335,7 @@ def make_season(root, seed: int = 0, *, n_dates: int = 12, size: int = 256,
         tpath = root / "truth" / f"{iso}.tif"
         if not tpath.exists():
             _write_tif(tpath, truth[None], transform, nodata=NODATA, tags=dict(DATE=iso))
-        area_rows.append([iso, *(repr(v) for v in _area_row(truth, observed, area))])
+        area_rows.append([iso, *(repr(v) for v in _area_row(truth, observed, areas))])
     _write_csv(root / "season.csv", _SEASON_HEADER, season_rows)
     _write_csv(root / "truth_areas.csv", _AREAS_HEADER, area_rows)
     return _load(root, transform, (size, size))

@@ -4,8 +4,8 @@
 and ``dates/<date>_classes.tif``) with the truth of :func:`seaice_utils.data.season.make_season`
 (``truth/<date>.tif``), counted over **exactly the pixels the run classified** on that date: the
 date's mosaic pixels with a class (no-data, cloud and unlabelled pixels are left out on both
-sides). The relative error of total ice is then the classifier's error alone, not a difference
-in what was seen.
+sides), in ground km² (:func:`~seaice_utils.core.areas.ground_pixel_areas`). The relative
+error of total ice is then the classifier's error alone, not a difference in what was seen.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from seaice_utils.core.classes import THICK, THIN, WATER
-from seaice_utils.core.mosaic import ClassLayer, mosaic_class_maps, pixel_area, read_class_layer
+from seaice_utils.core.areas import ground_pixel_areas
+from seaice_utils.core.mosaic import ClassLayer, mosaic_class_maps, read_class_layer
 from seaice_utils.errors import InputError
 
 __all__ = ["season_errors"]
@@ -59,7 +60,7 @@ def season_errors(season_root, run_dir) -> list[dict]:
         raise InputError(f"no season_areas.csv in {str(run)!r}: run `seaice season` first")
     with open(table, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    out = []
+    out, areas = [], None
     for r in rows:
         day = r["date"]
         paths = (root / "truth" / f"{day}.tif", run / "dates" / f"{day}_classes.tif")
@@ -69,9 +70,12 @@ def season_errors(season_root, run_dir) -> list[dict]:
         mosaic = read_class_layer(paths[1])
         truth = _truth_on(mosaic, read_class_layer(paths[0]))
         seen = mosaic.classes <= THICK
-        km2 = pixel_area(mosaic.transform) / 1e6
-        got = np.bincount(mosaic.classes[seen], minlength=3) * km2
-        true = np.bincount(truth[seen], minlength=256)[:3] * km2
+        grid = (mosaic.transform, mosaic.crs, mosaic.classes.shape)
+        if areas is None or areas[0] != grid:          # the dates share one grid: once
+            areas = (grid, ground_pixel_areas(*grid))
+        w = areas[1][seen] / 1e6
+        got = np.bincount(mosaic.classes[seen], weights=w, minlength=3)
+        true = np.bincount(truth[seen], weights=w, minlength=256)[:3]
         if np.count_nonzero(truth[seen] > THICK):
             raise InputError(f"{day}: the run classified pixels outside the truth's region")
         row = {"date": day, "ice_km2": float(got[THICK] + got[THIN]),
