@@ -173,10 +173,12 @@ def _from_csv(path: Path) -> tuple[list[tuple], dict]:
     return out, masks
 
 
-def cloud_masks(input, folder=None) -> dict:
+def cloud_masks(input, folder=None, *, scenes=None) -> dict:
     """Scene stem -> cloud-mask file of a season: the CSV's ``cloud_mask`` column (also
     ``cloud_probability``, ``cloud``; relative to the CSV's folder), or, from ``folder``, the
     file with the scene's name. Empty when there are none.
+
+    ``scenes`` (the season's (date, path) list, :func:`season_scenes`) saves listing them again.
 
     Raises
     ------
@@ -189,7 +191,7 @@ def cloud_masks(input, folder=None) -> dict:
         folder = Path(folder)
         if not folder.is_dir():
             raise InputError(f"cloud-mask folder not found: {str(folder)!r}")
-        for _, scene in season_scenes(input):
+        for _, scene in (season_scenes(input) if scenes is None else scenes):
             cand = folder / scene.name
             if cand.is_file():
                 masks[scene.stem] = cand
@@ -361,7 +363,7 @@ def run_season(input, out_dir, *, model=None, labels: str = "auto", params=None,
     if not isinstance(params, dict):
         params = load_params(params)
     scenes = season_scenes(input)
-    masks = cloud_masks(input, cloud_mask_dir)
+    masks = cloud_masks(input, cloud_mask_dir, scenes=scenes)
     threshold = int(params["season"]["cloud_probability"])
     out = Path(out_dir)
     scenes_dir, dates_dir = out / "scenes", out / "dates"
