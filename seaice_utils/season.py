@@ -173,29 +173,47 @@ def _from_csv(path: Path) -> tuple[list[tuple], dict]:
     return out, masks
 
 
-def cloud_masks(input, folder=None, *, scenes=None) -> dict:
-    """Scene stem -> cloud-mask file of a season: the CSV's ``cloud_mask`` column (also
-    ``cloud_probability``, ``cloud``; relative to the CSV's folder), or, from ``folder``, the
-    file with the scene's name. Empty when there are none.
-
-    ``scenes`` (the season's (date, path) list, :func:`season_scenes`) saves listing them again.
-
-    Raises
-    ------
-    InputError
-        A listed mask that is missing, a ``folder`` that is not one.
-    """
+def _season_inputs(input, folder=None) -> tuple[list[tuple], dict]:
+    """The season's sorted (date, path) scenes and its cloud masks (stem -> path), the input
+    read once: see :func:`season_scenes` and :func:`cloud_masks`."""
     p = Path(input)
-    masks = _from_csv(p)[1] if p.is_file() and p.suffix.lower() == ".csv" else {}
+    masks: dict = {}
+    if p.is_dir():
+        found = [(scene_date(f), f) for f in list_inputs(p)]
+    elif p.is_file() and p.suffix.lower() == ".csv":
+        found, masks = _from_csv(p)
+    elif p.exists():
+        raise InputError(f"{str(p)!r}: a season is a folder of scenes or a CSV of them")
+    else:
+        raise InputError(f"season input not found: {str(p)!r}")
+    seen: dict[str, Path] = {}
+    for _, f in found:
+        if f.stem in seen and seen[f.stem] != f:
+            raise InputError(f"two scenes named {f.stem!r}: {seen[f.stem]} and {f}")
+        seen[f.stem] = f
+    scenes = sorted(set(found), key=lambda df: (df[0], df[1].name, str(df[1])))
     if folder is not None:
         folder = Path(folder)
         if not folder.is_dir():
             raise InputError(f"cloud-mask folder not found: {str(folder)!r}")
-        for _, scene in (season_scenes(input) if scenes is None else scenes):
+        for _, scene in scenes:
             cand = folder / scene.name
             if cand.is_file():
                 masks[scene.stem] = cand
-    return masks
+    return scenes, masks
+
+
+def cloud_masks(input, folder=None) -> dict:
+    """Scene stem -> cloud-mask file of a season: the CSV's ``cloud_mask`` column (also
+    ``cloud_probability``, ``cloud``; relative to the CSV's folder), or, from ``folder``, the
+    file with the scene's name. Empty when there are none.
+
+    Raises
+    ------
+    InputError
+        As :func:`season_scenes`; a listed mask that is missing, a ``folder`` that is not one.
+    """
+    return _season_inputs(input, folder)[1]
 
 
 def season_scenes(input) -> list[tuple]:
@@ -216,21 +234,7 @@ def season_scenes(input) -> list[tuple]:
         Missing input, a scene without a date (named), a CSV without those columns, a scene
         file that is not there, two scenes with the same file stem.
     """
-    p = Path(input)
-    if p.is_dir():
-        found = [(scene_date(f), f) for f in list_inputs(p)]
-    elif p.is_file() and p.suffix.lower() == ".csv":
-        found = _from_csv(p)[0]
-    elif p.exists():
-        raise InputError(f"{str(p)!r}: a season is a folder of scenes or a CSV of them")
-    else:
-        raise InputError(f"season input not found: {str(p)!r}")
-    seen: dict[str, Path] = {}
-    for _, f in found:
-        if f.stem in seen and seen[f.stem] != f:
-            raise InputError(f"two scenes named {f.stem!r}: {seen[f.stem]} and {f}")
-        seen[f.stem] = f
-    return sorted(set(found), key=lambda df: (df[0], df[1].name, str(df[1])))
+    return _season_inputs(input)[0]
 
 
 def _classify(files, scenes_dir: Path, model, labels: str, params, engine: str, workers: int,
@@ -362,8 +366,7 @@ def run_season(input, out_dir, *, model=None, labels: str = "auto", params=None,
     t0 = time.perf_counter()
     if not isinstance(params, dict):
         params = load_params(params)
-    scenes = season_scenes(input)
-    masks = cloud_masks(input, cloud_mask_dir, scenes=scenes)
+    scenes, masks = _season_inputs(input, cloud_mask_dir)
     threshold = int(params["season"]["cloud_probability"])
     out = Path(out_dir)
     scenes_dir, dates_dir = out / "scenes", out / "dates"

@@ -23,6 +23,19 @@ def _bands(text: str) -> tuple[int, int, int]:
     return b  # type: ignore[return-value]
 
 
+def _add_input_options(p: argparse.ArgumentParser, bands_help: str) -> None:
+    """How input files are read (bands, no-data, reflectance stretch): label and predict."""
+    p.add_argument("--bands", type=_bands, help=bands_help)
+    p.add_argument("--nodata", type=float, help="fill value marking no-data (default 0)")
+    p.add_argument("--reflectance-max", type=float, default=1.0,
+                   help="reflectance mapped to 255 for 16-bit input (default 1.0)")
+    p.add_argument("--scale", type=float, help="file units per reflectance 1 (default: 10000 "
+                   "for integer input; float input whose values lie within -0.2..1.5 is "
+                   "reflectance, scale 1; other float input needs --scale)")
+    p.add_argument("--offset", type=float, default=0.0,
+                   help="reflectance offset added after scaling (-0.1 for L2A baseline >= 04.00)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="seaice", description="Sea-ice classification of Sentinel-2 "
                                  "imagery: auto-labelling, U-Net training, evaluation.")
@@ -53,16 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--no-filter", action="store_true", help="skip the thin-cloud/shadow filter")
     lb.add_argument("--filter-on", choices=("scene", "tile"), help="apply the filter per scene "
                     "(default) or per tile")
-    lb.add_argument("--bands", type=_bands, help="1-based file bands of red,green,blue (default "
-                    "1,2,3; e.g. 4,3,2 for a B1..B12 stack)")
-    lb.add_argument("--nodata", type=float, help="fill value marking no-data (default 0)")
-    lb.add_argument("--reflectance-max", type=float, default=1.0,
-                    help="reflectance mapped to 255 for 16-bit input (default 1.0)")
-    lb.add_argument("--scale", type=float, help="file units per reflectance 1 (default: 10000 "
-                    "for integer input; float input whose values lie within -0.2..1.5 is "
-                    "reflectance, scale 1; other float input needs --scale)")
-    lb.add_argument("--offset", type=float, default=0.0,
-                    help="reflectance offset added after scaling (-0.1 for L2A baseline >= 04.00)")
+    _add_input_options(lb, "1-based file bands of red,green,blue (default 1,2,3; e.g. 4,3,2 "
+                       "for a B1..B12 stack)")
     lb.add_argument("--resume", action="store_true", help="skip inputs whose outputs are complete "
                     "and made with the same settings from the same input; redo the others")
     lb.add_argument("--engine", choices=("sequential", "multiprocessing", "spark"),
@@ -161,16 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--runtime", choices=("auto", "tensorflow", "tflite"),
                     help="model runtime (default: inference.runtime, auto: TensorFlow Lite on a "
                     "CPU-only machine, TensorFlow with a GPU)")
-    pr.add_argument("--bands", type=_bands, help="1-based file bands of red,green,blue (e.g. "
-                    "4,3,2 for a B1..B12 stack)")
-    pr.add_argument("--nodata", type=float, help="fill value marking no-data (default 0)")
-    pr.add_argument("--reflectance-max", type=float, default=1.0,
-                    help="reflectance mapped to 255 for 16-bit input (default 1.0)")
-    pr.add_argument("--scale", type=float, help="file units per reflectance 1 (default: 10000 "
-                    "for integer input; float input whose values lie within -0.2..1.5 is "
-                    "reflectance, scale 1; other float input needs --scale)")
-    pr.add_argument("--offset", type=float, default=0.0,
-                    help="reflectance offset added after scaling (-0.1 for L2A baseline >= 04.00)")
+    _add_input_options(pr, "1-based file bands of red,green,blue (e.g. 4,3,2 for a B1..B12 "
+                       "stack)")
     pr.add_argument("--pixel-size", type=float, help="pixel side in metres for the areas "
                     "(default: from the GeoTIFF's transform, else inference.pixel_size_m, 10)")
     pr.add_argument("--no-geotiff", action="store_true", help="no GeoTIFF output")

@@ -20,10 +20,18 @@ import numpy as np
 
 from seaice_utils.errors import InputError
 
-__all__ = ["ground_pixel_areas", "EQUAL_AREA_CRS"]
+__all__ = ["ground_pixel_areas", "equal_area_crs", "EQUAL_AREA_CRS"]
 
 #: Equal-area grids (NSIDC EASE-Grid 2.0, Lambert azimuthal) by hemisphere.
 EQUAL_AREA_CRS = {"north": "EPSG:6931", "south": "EPSG:6932"}
+
+
+def equal_area_crs(crs, x: float, y: float) -> str:
+    """The EASE-Grid 2.0 of the hemisphere of point (``x``, ``y``) of ``crs``."""
+    from rasterio.warp import transform as warp
+
+    _, lat = warp(crs, "EPSG:4326", [float(x)], [float(y)])
+    return EQUAL_AREA_CRS["south" if lat[0] < 0 else "north"]
 
 
 def _nodes(n: int, step: int) -> np.ndarray:
@@ -32,11 +40,10 @@ def _nodes(n: int, step: int) -> np.ndarray:
 
 def _interp_axis(values: np.ndarray, nodes: np.ndarray, n: int, axis: int) -> np.ndarray:
     """Linear interpolation of ``values`` (given at ``nodes`` along ``axis``) to 0.5 .. n-0.5."""
-    x = np.arange(n, dtype=np.float64) + 0.5
-    i = np.clip(np.searchsorted(nodes, x, side="right") - 1, 0, len(nodes) - 2) if len(
-        nodes) > 1 else np.zeros(n, int)
     if len(nodes) == 1:
         return np.repeat(values, n, axis=axis)
+    x = np.arange(n, dtype=np.float64) + 0.5
+    i = np.clip(np.searchsorted(nodes, x, side="right") - 1, 0, len(nodes) - 2)
     f = (x - nodes[i]) / (nodes[i + 1] - nodes[i])
     a, b = np.take(values, i, axis=axis), np.take(values, i + 1, axis=axis)
     shape = [1, 1]
@@ -84,8 +91,7 @@ def ground_pixel_areas(transform, crs, shape, *, step: int = 32) -> np.ndarray:
     ys = np.concatenate([(cy - hy).ravel(), (cy - hy).ravel(), (cy + hy).ravel(),
                          (cy + hy).ravel()])
     try:
-        _, lat = warp(crs, "EPSG:4326", [float(cx.mean())], [float(cy.mean())])
-        ease = EQUAL_AREA_CRS["south" if lat[0] < 0 else "north"]
+        ease = equal_area_crs(crs, cx.mean(), cy.mean())
         ex, ey = warp(crs, ease, xs.tolist(), ys.tolist())
     except CRSError as exc:
         raise InputError(f"cannot measure ground areas in CRS {crs!r}: {exc}") from None

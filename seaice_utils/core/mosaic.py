@@ -41,7 +41,7 @@ with :func:`reproject_layer`: nearest-neighbour resampling (class codes are neve
 grid of the given CRS whose origin is a whole multiple of the pixel size, so that every
 reprojected layer lands on the same pixel grid. :func:`common_crs` picks the CRS: the layers'
 own when they share one (nothing is resampled), else the given one, else the equal-area
-EASE-Grid 2.0 of the layers' hemisphere (:data:`EQUAL_AREA_CRS`), so pixel counts are areas.
+EASE-Grid 2.0 of the layers' hemisphere (:func:`~seaice_utils.core.areas.equal_area_crs`).
 
 rasterio is imported only by the functions that read files or reproject.
 """
@@ -57,13 +57,13 @@ from typing import Sequence
 
 import numpy as np
 
-from seaice_utils.core.areas import EQUAL_AREA_CRS
+from seaice_utils.core.areas import equal_area_crs
 from seaice_utils.core.classes import NODATA, THICK, THIN, UNLABELLED, WATER
 from seaice_utils.errors import InputError
 
 __all__ = ["ClassLayer", "Mosaic", "mosaic_class_maps", "date_areas", "pixel_area",
            "date_from", "scene_date", "read_class_layer", "read_class_layers", "AREA_KEYS",
-           "EQUAL_AREA_CRS", "common_crs", "reproject_layer"]
+           "common_crs", "reproject_layer"]
 
 #: Class code -> key of its area in :func:`date_areas`.
 AREA_KEYS = {WATER: "water_km2", THIN: "thin_km2", THICK: "thick_km2"}
@@ -392,19 +392,16 @@ def common_crs(layers: Sequence[ClassLayer], crs: str | None = None) -> str | No
             raise InputError(f"the scenes are in {len(keys)} CRSs and the grid's CRS {crs!r} is "
                              f"not one PROJ knows (e.g. EPSG:6932, EPSG:3031)") from None
         return str(crs)
-    from rasterio.warp import transform as warp_transform
-
     x = layers[0]
     t = _check_transform(x.transform, x.name or "layer 0")
     h, w = np.asarray(x.classes).shape
-    cx, cy = t[2] + t[0] * w / 2, t[5] + t[4] * h / 2
-    _, lat = warp_transform(x.crs, "EPSG:4326", [cx], [cy])
-    return EQUAL_AREA_CRS["south" if lat[0] < 0 else "north"]
+    return equal_area_crs(x.crs, t[2] + t[0] * w / 2, t[5] + t[4] * h / 2)
 
 
 def reproject_layer(layer: ClassLayer, crs: str, pixel_size: float) -> ClassLayer:
     """``layer`` on a north-up grid of ``crs`` with square pixels of ``pixel_size`` (CRS units),
     origin on a multiple of ``pixel_size``; nearest neighbour, no-data (255) outside."""
+    from rasterio.transform import Affine
     from rasterio.warp import Resampling, reproject, transform_bounds
 
     c, t = _check_layer(layer, 0)
@@ -418,8 +415,6 @@ def reproject_layer(layer: ClassLayer, crs: str, pixel_size: float) -> ClassLaye
     width, height = int(np.ceil((right - x0) / ps)), int(np.ceil((y1 - bottom) / ps))
     out_t = (ps, 0.0, float(x0), 0.0, -ps, float(y1))
     out = np.full((height, width), NODATA, np.uint8)
-    from rasterio.transform import Affine
-
     reproject(c, out, src_transform=Affine(*t), src_crs=layer.crs, src_nodata=NODATA,
               dst_transform=Affine(*out_t), dst_crs=crs, dst_nodata=NODATA,
               resampling=Resampling.nearest)
