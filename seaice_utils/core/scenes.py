@@ -1,5 +1,4 @@
-"""Scenes in and out: reading images, the reflectance stretch, no-data masks, input lists,
-atomic writes.
+"""Scenes in: reading images into an RGB scene with its no-data mask, after checking the header.
 
 A *scene* is an RGB ``uint8`` image plus a boolean no-data mask of the same height and width.
 Every later step (tiling, filter, labels, metrics) takes the mask along and leaves no-data pixels
@@ -10,37 +9,26 @@ Inputs accepted
 * 8-bit RGB (or RGBA) PNG / TIFF / JPEG: used as is; an alpha channel of 0 marks no-data.
 * 16-bit Sentinel-2 digital numbers (reflectance x 10000) in a TIFF with any band order: the
   caller says which file bands are red, green and blue (1-based, ``bands=(1, 2, 3)`` by default)
-  and the image is converted with the linear stretch below.
+  and the image is converted with the linear stretch of :mod:`seaice_utils.core.stretch`.
 * Float reflectance (float32/float64 GeoTIFFs as Earth Engine, SNAP or xarray write them), with
-  the same band choice and stretch (see *The scale* below).
+  the same band choice and stretch (see *The scale* in :mod:`seaice_utils.core.stretch`).
 
-The stretch
------------
-``uint8 = clip(round(255 * (DN / scale + offset) / reflectance_max), 0, 255)`` with
-``offset = 0`` and ``reflectance_max = 1.0`` by default, i.e. reflectance 0..1 maps linearly onto
-0..255. With this stretch the paper's thresholds V = 30 and V = 205 mean reflectance of about 0.12
-(water / thin ice) and 0.80 (thin / thick ice). A display stretch such as 0..0.3 would saturate all
-ice to "thick" and must not be used for labelling.
+TIFF and JPEG 2000 files are read with rasterio when it is installed (the ``geo`` extra): any
+number of bands, any sample type, CRS and transform kept. Without it OpenCV reads them, and only
+those it reads faithfully (below).
 
-The scale
----------
-``scale`` is how many units of the file make reflectance 1. Given (``Stretch(scale=...)``, the
-command line's ``--scale``), it is used as is. Left out (``Stretch()``), it is decided by the data
-and never guessed silently:
+Before decoding
+---------------
+:func:`read_image` (and so :func:`read_scene`) reads the file's header first
+(:mod:`seaice_utils.core.headers`) and refuses, with one line naming the file:
 
-* integer input (Sentinel-2 DN): 10000, as always;
-* float input whose valid values (not no-data, finite) all lie within
-  :data:`FLOAT_REFLECTANCE_RANGE` (-0.2..1.5) is reflectance: scale 1. The margin above 1 keeps
-  bright snow and cloud (top-of-atmosphere reflectance above 1 is common at low sun over
-  Antarctic snow) and the margin below 0 keeps atmospherically corrected water and baseline-04
-  L2A values (down to -0.1); the other common float encodings (DN 0..10000 stored as float,
-  8-bit values 0..255 stored as float) reach far above 1.5;
-* any other float input is an :class:`~seaice_utils.errors.InputError` that names the file, the
-  value range found and the option to pass (``--scale`` / ``Stretch(scale=...)``).
-
-The scene's ``meta`` records ``reflectance_scale`` (the scale used) and
-``reflectance_scale_source`` (``"given"``, ``"detected: float values within -0.2..1.5"`` or
-``"default for integer input"``); the labelling and prediction sidecars carry them.
+* a scene that would need more memory than ``max_bytes`` (the worker memory limit,
+  :func:`seaice_utils.core.budget.check_scene_size`), before anything is allocated;
+* without rasterio installed, a TIFF or JPEG 2000 file that OpenCV would not read faithfully:
+  other than 8-bit grey, RGB or RGBA (16-bit or float samples, more or other bands), or
+  georeferenced (GeoTIFF tags, GeoJP2 / GMLJP2 boxes, a world file beside it). OpenCV reads a
+  GDAL-written 3-band uint16 GeoTIFF as one grey band and drops every georeference; the message
+  says to install rasterio (``pip install "seaice-utils[geo]"``).
 
 No-data
 -------
@@ -51,10 +39,7 @@ blue band. Their RGB values are set to 0.
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -63,6 +48,13 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from seaice_utils.core.budget import (LABEL_BYTES_PER_PIXEL, PREDICT_BYTES_PER_PIXEL,
+                                      check_scene_size)
+from seaice_utils.core.files import (IMAGE_SUFFIXES, atomic_write_bytes, json_bytes, list_images,
+                                     list_inputs, write_json, write_png)
+from seaice_utils.core.headers import SceneHeader, header_from_bytes, scene_header
+from seaice_utils.core.stretch import (DN_SCALE, FLOAT_REFLECTANCE_RANGE, Stretch,
+                                       reflectance_scale, stretch_reflectance)
 from seaice_utils.errors import InputError
 
 __all__ = [
@@ -70,6 +62,7 @@ __all__ = [
     "Stretch",
     "IMAGE_SUFFIXES",
     "FLOAT_REFLECTANCE_RANGE",
+    "DN_SCALE",
     "reflectance_scale",
     "stretch_reflectance",
     "nodata_mask",
@@ -83,59 +76,17 @@ __all__ = [
     "list_images",
     "list_inputs",
     "check_rgb",
+    "SceneHeader",
+    "scene_header",
+    "header_from_bytes",
+    "check_scene_size",
+    "LABEL_BYTES_PER_PIXEL",
+    "PREDICT_BYTES_PER_PIXEL",
+    "GEO_INSTALL",
 ]
 
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".jp2")
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-#: Float input whose valid values all lie within this range is reflectance (scale 1); see the
-#: module docstring for the margins.
-FLOAT_REFLECTANCE_RANGE = (-0.2, 1.5)
-#: Scale of integer input (Sentinel-2 digital numbers) when none is given.
-DN_SCALE = 10000.0
-
-
-@dataclass(frozen=True)
-class Stretch:
-    """Linear stretch from reflectance (digital numbers or float) to 8-bit.
-
-    Parameters
-    ----------
-    scale : float, optional
-        Units per reflectance 1 (10000 for Sentinel-2 DN, 1 for float reflectance). None (the
-        default): 10000 for integer input, 1 for float input that is reflectance, an error for
-        other float input (see :func:`reflectance_scale`).
-    offset : float
-        Added to ``DN / scale`` (use -0.1 for L2A products of processing baseline >= 04.00,
-        whose DNs carry ``BOA_ADD_OFFSET = -1000``).
-    reflectance_max : float
-        Reflectance mapped to 255 (1.0 by default; values above are clipped).
-    """
-
-    scale: float | None = None
-    offset: float = 0.0
-    reflectance_max: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.scale is not None and not (math.isfinite(self.scale) and self.scale > 0):
-            raise InputError(f"stretch scale must be a finite number > 0 (got {self.scale})")
-        if not (math.isfinite(self.reflectance_max) and self.reflectance_max > 0):
-            raise InputError(f"stretch reflectance_max must be a finite number > 0 (got "
-                             f"{self.reflectance_max})")
-        if not math.isfinite(self.offset):
-            raise InputError(f"stretch offset must be a finite number (got {self.offset})")
-
-    def describe(self) -> str:
-        scale = "scale" if self.scale is None else f"{self.scale:g}"
-        text = (f"uint8 = clip(round(255 * (DN / {scale} + {self.offset:g}) / "
-                f"{self.reflectance_max:g}), 0, 255)")
-        if self.scale is None:
-            lo, hi = FLOAT_REFLECTANCE_RANGE
-            text += (f", scale {DN_SCALE:g} for integer input, 1 for float input within "
-                     f"{lo:g}..{hi:g}")
-        return text
+#: How to install the reader of GeoTIFFs, multi-band and 16-bit TIFFs (named in refusals).
+GEO_INSTALL = 'pip install "seaice-utils[geo]" (or pip install rasterio)'
 
 
 @dataclass
@@ -204,96 +155,6 @@ def nodata_mask(bands: np.ndarray, nodata: float | None = None) -> np.ndarray:
         bands = bands[..., None]
     fill = 0 if nodata is None else nodata
     return np.all(bands == fill, axis=-1)
-
-
-def reflectance_scale(values: np.ndarray, stretch: Stretch = Stretch(), *,
-                      valid: np.ndarray | None = None, name: str = "image") -> tuple[float, str]:
-    """The scale of a stretch for these values, and where it came from.
-
-    Parameters
-    ----------
-    values : (H, W, C) integer or float ndarray
-        The bands to be stretched.
-    stretch : Stretch
-        A given ``stretch.scale`` is used as is.
-    valid : (H, W) bool ndarray, optional
-        Pixels that carry data (default: all); only these, and only finite values, decide
-        whether float input is reflectance.
-    name : str
-        The file or scene named in the error.
-
-    Returns
-    -------
-    scale : float
-    source : str
-        ``"given"``, ``"default for integer input"`` or ``"detected: ..."``.
-
-    Raises
-    ------
-    InputError
-        Float values outside :data:`FLOAT_REFLECTANCE_RANGE` and no scale given.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> reflectance_scale(np.array([[[0.05, 0.8, 1.2]]], np.float32))
-    (1.0, 'detected: float values within -0.2..1.5')
-    >>> reflectance_scale(np.array([[[120, 8000]]], np.uint16))
-    (10000.0, 'default for integer input')
-    """
-    if stretch.scale is not None:
-        return float(stretch.scale), "given"
-    if not np.issubdtype(values.dtype, np.floating):
-        return DN_SCALE, "default for integer input"
-    lo_ok, hi_ok = FLOAT_REFLECTANCE_RANGE
-    v = values if valid is None else values[valid]
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return 1.0, "detected: float input without valid values"
-    lo, hi = float(v.min()), float(v.max())
-    if lo >= lo_ok and hi <= hi_ok:
-        return 1.0, f"detected: float values within {lo_ok:g}..{hi_ok:g}"
-    raise InputError(
-        f"{name}: float values {lo:g}..{hi:g} are not reflectance (float input is read as "
-        f"reflectance only when its valid values lie within {lo_ok:g}..{hi_ok:g}); give the "
-        "units per reflectance 1 with --scale (Stretch(scale=...) in Python), e.g. --scale 10000 "
-        "for digital numbers stored as float, --scale 255 for 8-bit values stored as float")
-
-
-def stretch_reflectance(dn: np.ndarray, stretch: Stretch = Stretch(), *,
-                        valid: np.ndarray | None = None, name: str = "image") -> np.ndarray:
-    """Linear stretch of reflectance (Sentinel-2 DN or float) to uint8 (see module docstring).
-
-    Parameters
-    ----------
-    dn : (H, W, C) integer or float ndarray
-        Digital numbers or reflectance (reflectance x the scale).
-    stretch : Stretch
-        Without a scale: see :func:`reflectance_scale` (``valid`` and ``name`` are passed on).
-    valid : (H, W) bool ndarray, optional
-    name : str
-
-    Returns
-    -------
-    (H, W, C) uint8 ndarray
-        Non-finite values (NaN, inf) give 0.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> stretch_reflectance(np.array([[[0, 1200, 8000, 10000, 12000]]], dtype=np.uint16)).tolist()
-    [[[0, 31, 204, 255, 255]]]
-    >>> stretch_reflectance(np.array([[[0.0, 0.12, 0.8, 1.0, 1.2]]], dtype=np.float32)).tolist()
-    [[[0, 31, 204, 255, 255]]]
-    """
-    if not (np.issubdtype(dn.dtype, np.integer) or np.issubdtype(dn.dtype, np.floating)):
-        raise InputError(f"reflectance must be integer or float (got dtype {dn.dtype})")
-    scale, _ = reflectance_scale(dn, stretch, valid=valid, name=name)
-    refl = dn.astype(np.float32) / np.float32(scale) + np.float32(stretch.offset)
-    if np.issubdtype(dn.dtype, np.floating):
-        refl = np.where(np.isfinite(refl), refl, np.float32(0))
-    out = np.rint(refl * np.float32(255.0 / stretch.reflectance_max))
-    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def as_scene(bands: np.ndarray, *, name: str = "scene", bands_rgb: Sequence[int] | None = None,
@@ -370,31 +231,85 @@ def as_scene(bands: np.ndarray, *, name: str = "scene", bands_rgb: Sequence[int]
     return Scene(rgb=rgb, nodata=mask, name=name, meta=meta)
 
 
-def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
-    """Decode an image file into bands in file order.
+def _rasterio():
+    """The rasterio module, or None when it is not installed."""
+    try:
+        import rasterio
+    except ImportError:
+        return None
+    return rasterio
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise InputError(f"image file not found: {path}")
+    if path.stat().st_size == 0:
+        raise InputError(f"image file is empty: {path}")
+
+
+def _check_opencv_reads(header: SceneHeader | None, path: Path) -> None:
+    """Refuse a TIFF / JPEG 2000 file that OpenCV would not read faithfully (module docstring)."""
+    if header is None:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+        if magic not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            return                              # not a TIFF: OpenCV says what it is or is not
+        reason = "a TIFF header that only rasterio may read"
+    else:
+        reason = header.needs_rasterio
+    if reason:
+        raise InputError(
+            f"{path.name}: {reason}; without rasterio it cannot be read faithfully (OpenCV reads "
+            f"8-bit grey, RGB or RGBA only, and no georeference): install it, {GEO_INSTALL}")
+
+
+def _opencv_error(exc: cv2.error) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[-1] if lines else "unknown error"
+    return text.split("error: ", 1)[-1]
+
+
+def read_image(path: str | os.PathLike, *, max_bytes: float | None = None,
+               bytes_per_pixel: float = LABEL_BYTES_PER_PIXEL) -> tuple[np.ndarray, dict[str, Any]]:
+    """Decode an image file into bands in file order, after checking its header.
 
     TIFF and JP2 files are read with rasterio when it is installed (any number of bands, keeps CRS
-    and transform); everything else, and TIFFs without rasterio, with OpenCV (channels converted
-    from OpenCV's BGR to file order).
+    and transform); everything else with OpenCV (channels converted from OpenCV's BGR to file
+    order), and TIFF and JP2 files without rasterio only when OpenCV reads them faithfully.
+
+    Parameters
+    ----------
+    path : path
+    max_bytes : number, optional, keyword-only
+        Memory the work on the scene may take (the worker memory limit, bytes); a file whose
+        header says it would need more is refused before it is decoded
+        (:func:`~seaice_utils.core.budget.check_scene_size`). None: no limit.
+    bytes_per_pixel : number, keyword-only
+        What the work takes per pixel: :data:`LABEL_BYTES_PER_PIXEL` (the default) or
+        :data:`PREDICT_BYTES_PER_PIXEL`.
 
     Returns
     -------
     bands : (H, W, C) ndarray
     meta : dict
         ``path`` and, for georeferenced files, ``crs`` (WKT) and ``transform`` (6 floats).
+
+    Raises
+    ------
+    InputError
+        Missing, empty, corrupt or undecodable file; too big for ``max_bytes``; a file that
+        only rasterio reads faithfully when rasterio is not installed.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"image file not found: {path}")
-    if path.stat().st_size == 0:
-        raise InputError(f"image file is empty: {path}")
+    _check_file(path)
+    try:
+        header = scene_header(path)
+    except OSError as exc:
+        raise InputError(f"cannot read image {path}: {exc.strerror or exc}") from exc
+    check_scene_size(header, path.name, max_bytes=max_bytes, bytes_per_pixel=bytes_per_pixel)
     meta: dict[str, Any] = {"path": str(path)}
-    suffix = path.suffix.lower()
-    if suffix in (".tif", ".tiff", ".jp2"):
-        try:
-            import rasterio  # noqa: F401  (optional, lazy)
-        except ImportError:
-            rasterio = None
+    if path.suffix.lower() in (".tif", ".tiff", ".jp2"):
+        rasterio = _rasterio()
         if rasterio is not None:
             try:
                 with warnings.catch_warnings():
@@ -406,9 +321,15 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
                             meta["transform"] = list(src.transform)[:6]
                 return np.moveaxis(arr, 0, -1), meta
             except Exception as exc:  # rasterio raises its own error types
-                raise InputError(f"cannot read image {path}: corrupt or unsupported ({exc})") from exc
+                raise InputError(f"cannot read image {path}: corrupt or unsupported "
+                                 f"({exc})") from exc
+        _check_opencv_reads(header, path)
     data = np.fromfile(str(path), dtype=np.uint8)
-    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        raise InputError(f"cannot read image {path}: OpenCV refused it ({_opencv_error(exc)})"
+                         ) from None
     if arr is None:
         raise InputError(f"cannot read image {path}: corrupt, truncated or not an image")
     if arr.ndim == 3 and arr.shape[2] == 3:
@@ -420,99 +341,14 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
 
 def read_scene(path: str | os.PathLike, *, bands: Sequence[int] | None = None,
                nodata: float | None = None, stretch: Stretch | None = None,
-               name: str | None = None) -> Scene:
-    """Read an image file as a :class:`Scene` (see :func:`as_scene` for the options)."""
+               name: str | None = None, max_bytes: float | None = None,
+               bytes_per_pixel: float = LABEL_BYTES_PER_PIXEL) -> Scene:
+    """Read an image file as a :class:`Scene` (see :func:`as_scene` for the options).
+
+    ``max_bytes`` and ``bytes_per_pixel`` (see :func:`read_image`): a scene too big for the
+    worker memory limit is refused from its header, before it is decoded.
+    """
     path = Path(path)
-    arr, meta = read_image(path)
+    arr, meta = read_image(path, max_bytes=max_bytes, bytes_per_pixel=bytes_per_pixel)
     return as_scene(arr, name=name or path.stem, bands_rgb=bands, nodata=nodata,
                     stretch=stretch, meta=meta)
-
-
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files (by suffix) directly inside ``folder``, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"folder not found: {folder}")
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-
-
-def list_inputs(inputs: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
-    """The files a job works on: a file, the images directly inside a folder, or a list."""
-    if isinstance(inputs, (str, os.PathLike)):
-        p = Path(inputs)
-        if p.is_dir():
-            files = list_images(p)
-            if not files:
-                raise InputError(f"no images (.png, .tif, .jpg, .jp2) in {p}")
-            return files
-        if p.exists():
-            return [p]
-        raise InputError(f"input not found: {p}")
-    return [Path(f) for f in inputs]
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, then rename.
-
-    A reader never sees a half-written file, and an interrupted run leaves no partial output
-    (only, at worst, a ``.tmp`` file that the next run ignores and overwrites).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def write_png(path: str | os.PathLike, image: np.ndarray, *, compression: int = 1) -> None:
-    """Write a (H, W) or (H, W, 3) uint8 array as PNG, atomically. RGB order in, as stored.
-
-    ``compression`` is the zlib level (0-9); 1 is fast and still lossless.
-    """
-    if image.dtype != np.uint8 or image.ndim not in (2, 3):
-        raise InputError(f"write_png takes uint8 (H, W) or (H, W, 3) arrays (got {image.dtype} "
-                         f"{image.shape})")
-    arr = image[..., ::-1] if image.ndim == 3 else image
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr),
-                           [cv2.IMWRITE_PNG_COMPRESSION, int(compression)])
-    if not ok:
-        raise InputError(f"could not encode PNG for {path}")
-    atomic_write_bytes(path, buf.tobytes())
-
-
-def _finite(obj: Any) -> Any:
-    """``obj`` with every non-finite float (NaN, inf) replaced by None, recursively."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, np.floating):
-        return float(obj) if np.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-def json_bytes(obj: Any) -> bytes:
-    """``obj`` as indented, key-sorted JSON that strict parsers accept (NaN and inf -> null).
-
-    >>> json_bytes({"b": float("nan"), "a": [1.5, float("inf")]}).decode()
-    '{\\n  "a": [\\n    1.5,\\n    null\\n  ],\\n  "b": null\\n}\\n'
-    """
-    return (json.dumps(_finite(obj), indent=2, sort_keys=True, default=str,
-                       allow_nan=False) + "\n").encode()
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON (:func:`json_bytes`), atomically."""
-    atomic_write_bytes(path, json_bytes(obj))
