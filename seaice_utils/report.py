@@ -10,7 +10,9 @@ names the machine or its user (:func:`environment_info` keeps to the CPU, OS and
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import platform
@@ -21,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from seaice_utils.core.scenes import atomic_write_bytes
+from seaice_utils.errors import InputError
 
 __all__ = ["tables_dir", "figures_dir", "save_table", "save_figure", "record", "write_rows_csv",
            "environment_info", "installed_distributions", "file_digest", "shown_path",
-           "shown_paths", "OUTSIDE"]
+           "shown_paths", "OUTSIDE", "PROJECT_MARKERS", "project_root", "project_folder",
+           "read_table"]
 
 PACKAGES = ("numpy", "opencv-python-headless", "tensorflow-cpu", "tensorflow", "horovod", "pyspark",
             "papermill", "scikit-learn", "scikit-image", "matplotlib", "earthengine-api",
@@ -35,12 +39,31 @@ PACKAGES = ("numpy", "opencv-python-headless", "tensorflow-cpu", "tensorflow", "
 OUTSIDE = "(outside the outputs and project folders)"
 
 
-def _project(start: Path) -> Path | None:
-    """The nearest folder at or above ``start`` holding ``notebooks/`` or ``params/``."""
-    for folder in (start, *start.parents):
-        if (folder / "notebooks").is_dir() or (folder / "params").is_dir():
+#: The folders that mark the project folder: the compendium's notebooks and its profiles.
+PROJECT_MARKERS = ("notebooks", "params")
+
+
+def project_root(start: str | os.PathLike | None = None,
+                 markers: tuple[str, ...] = PROJECT_MARKERS) -> Path | None:
+    """The nearest folder at or above ``start`` (default: the working directory) holding one of
+    the folders ``markers`` (default: ``notebooks/`` or ``params/``); None if there is none.
+
+    The compendium is run from its project folder (``make``, ``seaice reproduce``), so this finds
+    the profiles and notebooks of that checkout, not of wherever the package is installed. The
+    one walk up to the project folder: :func:`project_folder` and :func:`shown_path` use it.
+    """
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if any((folder / m).is_dir() for m in markers):
             return folder
     return None
+
+
+def project_folder(name: str, start: str | os.PathLike | None = None) -> Path | None:
+    """The project's ``name`` folder (``params``, ``notebooks``): in ``start`` (default: the
+    working directory) or the nearest folder above it that has one; None if there is none."""
+    root = project_root(start, (name,))
+    return None if root is None else root / name
 
 
 def _forms(path: str | os.PathLike) -> list[Path]:
@@ -67,7 +90,7 @@ def shown_path(path: str | os.PathLike | None, outputs: str | os.PathLike | None
     if path is None:
         return None
     if project is None:
-        project = _project(Path.cwd().resolve())
+        project = project_root()
     for base in (outputs, project):
         if base is None:
             continue
@@ -108,13 +131,38 @@ def save_table(df, outputs: str | os.PathLike, name: str, *, float_format: str =
 
 def save_figure(fig, outputs: str | os.PathLike, name: str, *, dpi: int = 110) -> Path:
     """Write a matplotlib figure to ``<outputs>/figures/<name>.png`` and return the path."""
-    import io
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     path = figures_dir(outputs) / f"{name}.png"
     atomic_write_bytes(path, buf.getvalue())
     return path
+
+
+def read_table(path: str | os.PathLike) -> tuple[list[str], list[list[str]]]:
+    """The header and the rows (cells as text) of a CSV table (UTF-8, as :func:`save_table`
+    writes it).
+
+    Raises
+    ------
+    InputError
+        ``<path>: not a readable table (<why>)`` when the file cannot be read (missing, a
+        folder, no permission), is binary (not UTF-8 text) or is not CSV.
+    """
+    try:
+        data = Path(path).read_bytes()
+        rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    except UnicodeDecodeError as exc:
+        why = f"binary, not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at offset {exc.start}"
+    except csv.Error as exc:
+        why = f"not CSV: {exc}"
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+    else:
+        nul = data.find(0)             # a table has no NUL (a file of zeros: a write cut short)
+        if nul < 0:
+            return (rows[0], rows[1:]) if rows else ([], [])
+        why = f"binary, not text: NUL byte at offset {nul}"
+    raise InputError(f"{path}: not a readable table ({why})")
 
 
 def record(outputs: str | os.PathLike, key: str, value: Any) -> None:
@@ -129,9 +177,6 @@ def record(outputs: str | os.PathLike, key: str, value: Any) -> None:
 
 def write_rows_csv(path: str | os.PathLike, rows) -> None:
     """Write dict rows as CSV, atomically; columns in first-seen order."""
-    import csv
-    import io
-
     rows = list(rows)
     cols: list[str] = []
     for r in rows:

@@ -14,7 +14,7 @@ when they are there, else the digests the manifest records).
 * **Figures** (``figures/*.png``) are compared by SHA-256 only; a figure that differs is
   reported, never counted against the runs (figures of timings differ from run to run).
 * A table on disk whose SHA-256 is not the one its own manifest records was changed after the
-  run: that DIFFERS as well.
+  run: that DIFFERS as well; so does a table or manifest that cannot be read (named, with why).
 * The profile, the inputs (the dataset's files) and the installed distributions of the two
   manifests are compared for information.
 
@@ -37,8 +37,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seaice_utils.core.classes import CLASS_KEYS
 from seaice_utils.errors import InputError
-from seaice_utils.report import file_digest
+from seaice_utils.report import file_digest, read_table
 
 __all__ = ["TIME_WORDS", "MACHINE_COLUMNS", "HEADLINES", "timing_column", "read_table",
            "table_values_digest", "compare_tables", "TableResult", "Comparison", "compare_runs",
@@ -74,15 +75,6 @@ def timing_column(name: str) -> bool:
     if low in MACHINE_COLUMNS:
         return True
     return any(w in TIME_WORDS for w in re.split(r"[\s_\-./()\[\]]+", low) if w)
-
-
-def read_table(path: str | os.PathLike) -> tuple[list[str], list[list[str]]]:
-    """The header and the rows (cells as text) of a CSV table."""
-    with open(path, newline="") as fh:
-        rows = list(csv.reader(fh))
-    if not rows:
-        return [], []
-    return rows[0], rows[1:]
 
 
 def table_values_digest(path: str | os.PathLike) -> str:
@@ -125,7 +117,8 @@ def _names(names: list[str], most: int = 4) -> str:
 @dataclass
 class TableResult:
     """How one table of two runs compares: ``status`` is ``identical``, ``timing`` (differs
-    only in timing columns), ``differs``, ``only A`` or ``only B``; ``detail`` says where."""
+    only in timing columns), ``differs``, ``only A``, ``only B`` or ``unreadable``; ``detail``
+    says where (or which file cannot be read, and why)."""
 
     name: str
     status: str
@@ -138,7 +131,7 @@ class TableResult:
     def text(self) -> str:
         return {"identical": "identical",
                 "timing": f"differs only in timing columns ({self.detail})",
-                "differs": f"DIFFERS: {self.detail}",
+                "differs": f"DIFFERS: {self.detail}", "unreadable": f"UNREADABLE: {self.detail}",
                 "only A": "DIFFERS: only in A", "only B": "DIFFERS: only in B"}[self.status]
 
 
@@ -147,8 +140,10 @@ def compare_tables(a: str | os.PathLike, b: str | os.PathLike, *, tolerance: flo
     """Compare two CSV tables cell by cell (columns by name, rows by position), timing columns
     (:func:`timing_column`) apart; numbers agree within ``tolerance`` (absolute, default 0)."""
     name = name or Path(a).name
-    ca, ra = read_table(a)
-    cb, rb = read_table(b)
+    try:
+        (ca, ra), (cb, rb) = read_table(a), read_table(b)
+    except InputError as exc:               # binary, not CSV, no permission: named, with why
+        return TableResult(name, "unreadable", str(exc))
     problems: list[str] = []
     values_a = [c for c in ca if not timing_column(c)]
     values_b = [c for c in cb if not timing_column(c)]
@@ -200,6 +195,7 @@ class _Run:
     given: str
     manifest: dict
     folder: Path | None
+    problem: str | None = None      # the manifest cannot be read: why
 
     def files(self, sub: str, pattern: str) -> dict[str, Path | None]:
         """``tables/x.csv`` -> the file on disk (None: known from the manifest only)."""
@@ -224,18 +220,19 @@ def _load(path: str | os.PathLike) -> _Run:
     else:
         raise InputError(f"{path}: no such outputs folder or manifest")
     try:
-        manifest = json.loads(mpath.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{mpath}: not a readable manifest ({exc})") from None
-    if not isinstance(manifest, dict):
-        raise InputError(f"{mpath}: not a manifest of `seaice reproduce`")
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        problem = None if isinstance(manifest, dict) else "not a manifest of `seaice reproduce`"
+    except (OSError, ValueError) as exc:      # ValueError: not UTF-8, not JSON
+        problem = f"not a readable manifest ({getattr(exc, 'strerror', None) or exc})"
     folder = mpath.parent
     if not ((folder / "tables").is_dir() or (folder / "figures").is_dir()):
+        if problem:
+            raise InputError(f"{mpath}: {problem}; no tables/ beside it to compare")
         if not manifest.get("output_files"):
             raise InputError(f"{path}: neither tables/ beside the manifest nor file digests in "
                              "it: nothing to compare")
         folder = None
-    return _Run(str(path), manifest, folder)
+    return _Run(str(path), {} if problem else manifest, folder, problem and f"{mpath}: {problem}")
 
 
 def _flat(value, prefix: str = "") -> dict:
@@ -266,7 +263,7 @@ class Comparison:
 
     @property
     def ok(self) -> bool:
-        """Every table agrees outside the timing columns and matches its manifest."""
+        """Every table agrees outside the timing columns and matches its (readable) manifest."""
         return not self.integrity and not any(t.failed for t in self.tables)
 
     def lines(self) -> list[str]:
@@ -279,13 +276,13 @@ class Comparison:
         out += ["", "figures (by SHA-256; never counted against the runs):"]
         out += [f"  {f:<{width}}  {s}" for f, s in self.figures] or ["  (none)"]
         if self.integrity:
-            out += ["", "changed after the run (SHA-256 is not the manifest's):"]
+            out += ["", "changed after the run (SHA-256 is not the manifest's, or unreadable):"]
             out += [f"  {x}" for x in self.integrity]
         n = {s: sum(t.status == s for t in self.tables)
-             for s in ("identical", "timing", "differs", "only A", "only B")}
+             for s in ("identical", "timing", "differs", "only A", "only B", "unreadable")}
         out += ["", f"{len(self.tables)} tables: {n['identical']} identical, {n['timing']} "
                 f"differ only in timing columns, {n['differs']} DIFFER, "
-                f"{n['only A'] + n['only B']} in one run only; "
+                f"{n['only A'] + n['only B']} in one run only, {n['unreadable']} unreadable; "
                 f"{len(self.figures)} figures: "
                 f"{sum(s == 'identical' for _, s in self.figures)} identical"]
         out.append("result: the runs agree outside timing columns" if self.ok
@@ -331,13 +328,17 @@ def _context(a: _Run, b: _Run) -> list[tuple[str, str]]:
 
 
 def _table_digests(run: _Run, key: str, path: Path | None) -> dict:
-    if path is None:
-        return run.recorded(key)
-    return {**file_digest(path), "values_sha256": table_values_digest(path)}
+    try:
+        return run.recorded(key) if path is None else {
+            "values_sha256": table_values_digest(path), **file_digest(path)}   # read it first
+    except InputError as exc:
+        return {"unreadable": str(exc)}
 
 
 def _compare_by_digest(key: str, da: dict, db: dict) -> TableResult:
     """Compare a table by the digests of the two sides (one known from its manifest only)."""
+    if bad := da.get("unreadable") or db.get("unreadable"):
+        return TableResult(key, "unreadable", bad)
     if da.get("sha256") and da.get("sha256") == db.get("sha256"):
         return TableResult(key, "identical")
     if da.get("values_sha256") and da.get("values_sha256") == db.get("values_sha256"):
@@ -346,8 +347,11 @@ def _compare_by_digest(key: str, da: dict, db: dict) -> TableResult:
 
 
 def _digest(run: _Run, key: str, path: Path | None) -> dict:
-    """The file's digest, or the one its manifest records when the file is not at hand."""
-    return run.recorded(key) if path is None else file_digest(path)
+    """The file's digest (the manifest's when the file is not at hand), or {"unreadable": why}."""
+    try:
+        return run.recorded(key) if path is None else file_digest(path)
+    except OSError as exc:
+        return {"unreadable": f"{path} ({exc.strerror or exc})"}
 
 
 def compare_runs(a: str | os.PathLike, b: str | os.PathLike, *,
@@ -360,7 +364,8 @@ def compare_runs(a: str | os.PathLike, b: str | os.PathLike, *,
         When ``a`` or ``b`` is neither an outputs folder with a ``manifest.json`` nor a manifest.
     """
     ra, rb = _load(a), _load(b)
-    cmp = Comparison(_describe(ra), _describe(rb), context=_context(ra, rb))
+    cmp = Comparison(_describe(ra), _describe(rb), context=_context(ra, rb),
+                     integrity=[r.problem for r in (ra, rb) if r.problem])
     for run, label in ((ra, "A"), (rb, "B")):
         if run.folder is None or not run.manifest.get("output_files"):
             continue
@@ -370,7 +375,7 @@ def compare_runs(a: str | os.PathLike, b: str | os.PathLike, *,
                 want = run.recorded(key).get("sha256")
                 if key not in recorded:
                     cmp.integrity.append(f"{label}: {key} is not in its manifest")
-                elif want and file_digest(path)["sha256"] != want:
+                elif want and _digest(run, key, path).get("sha256", want) != want:
                     cmp.integrity.append(f"{label}: {key}")
         for key in sorted(recorded - set(run.files("tables", "*.csv"))
                           - set(run.files("figures", "*.png"))):
@@ -391,8 +396,10 @@ def compare_runs(a: str | os.PathLike, b: str | os.PathLike, *,
         if key not in fa or key not in fb:
             cmp.figures.append((key, f"only in {'A' if key in fa else 'B'}"))
             continue
-        same = _digest(ra, key, fa[key]).get("sha256") == _digest(rb, key, fb[key]).get("sha256")
-        cmp.figures.append((key, "identical" if same
+        da, db = _digest(ra, key, fa[key]), _digest(rb, key, fb[key])
+        bad = da.get("unreadable") or db.get("unreadable")
+        cmp.figures.append((key, f"not readable: {bad}" if bad else "identical"
+                            if da.get("sha256") == db.get("sha256")
                             else "differ (expected where a figure shows timings)"))
     return cmp
 
@@ -426,11 +433,11 @@ def _slug(text: str) -> str:
 
 
 def _rows(tables: Path, name: str) -> list[dict]:
-    path = tables / name
-    if not path.is_file():
+    try:
+        cols, rows = read_table(tables / name)
+    except InputError:                  # not written (or not readable): no headline figures
         return []
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
+    return [dict(zip(cols, r)) for r in rows]
 
 
 def _at_most(rows: list[dict], x: str, y: str, prefix: str, out: dict) -> None:
@@ -451,9 +458,8 @@ def headline_figures(outputs: str | os.PathLike) -> dict[str, str]:
         if r.get("scene") != "all":
             continue
         if r.get("labels") == "filter":
-            for cls in ("open_water", "thin_ice", "thick_ice"):
-                if r.get(cls, "") != "":
-                    out[f"02_{cls}_fraction"] = r[cls]
+            out.update({f"02_{k}_fraction": r[k] for k in CLASS_KEYS.values()   # class columns
+                        if r.get(k, "") != ""})
         if r.get("labels") in ("filter", "no filter") and r.get("agreement", "") != "":
             agreement[f"02_agreement_{_slug(r['labels'])}"] = r["agreement"]
     out.update(sorted(agreement.items()))

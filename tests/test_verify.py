@@ -185,6 +185,88 @@ def test_headline_figures_name_their_tables(tmp_path):
                  "05_table5_accuracy_pct_u_net_man_original_cloudy": "80"}
 
 
+# -- tables and manifests that cannot be read -------------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
+
+
+def test_a_binary_table_is_named_unreadable_not_a_traceback(tmp_path, capsys):
+    a = write_run(tmp_path / "a", {"t1.csv": SPEED, "acc.csv": ACC})
+    c = write_run(tmp_path / "c", {"t1.csv": SPEED, "acc.csv": ACC})
+    (c / "tables" / "acc.csv").write_bytes(PNG)
+    rc, out = verify(capsys, a, c)
+    assert rc == 1 and "Traceback" not in out
+    line = next(x for x in out.splitlines() if x.strip().startswith("tables/acc.csv"))
+    assert (f"UNREADABLE: {c}/tables/acc.csv: not a readable table (binary, not UTF-8 text: "
+            "byte 0x89 at offset 0)") in line
+    assert "identical" in next(x for x in out.splitlines() if "tables/t1.csv" in x)
+    assert "1 unreadable" in out and "result: the runs DIFFER" in out
+    rc, out = verify(capsys, c, a)                       # on either side
+    assert rc == 1 and f"{c}/tables/acc.csv: not a readable table" in out
+
+
+@pytest.mark.parametrize("make, why", [
+    (lambda p: p.write_bytes(b"model,input\nman,fil\x00tered\n"), "binary, not text: NUL byte at "
+                                                                  "offset 19"),
+    (lambda p: p.write_bytes(bytes(4096)), "binary, not text: NUL byte at offset 0"),
+    (lambda p: p.mkdir(), "Is a directory"),
+    (lambda p: p.write_bytes(b"model\n" + b"x" * 200_000 + b"\n"), "not CSV: field larger"),
+])
+def test_other_unreadable_tables_say_why(tmp_path, capsys, make, why):
+    a = write_run(tmp_path / "a", {"acc.csv": ACC})
+    c = write_run(tmp_path / "c", {})
+    make(c / "tables" / "acc.csv")
+    rc, out = verify(capsys, a, c)
+    assert rc == 1
+    assert f"{c}/tables/acc.csv: not a readable table ({why}" in out
+
+
+def test_an_unreadable_table_against_a_manifests_digest(tmp_path, capsys):
+    a = write_run(tmp_path / "a", {"acc.csv": ACC})
+    files = {"tables/acc.csv": {**file_digest(a / "tables" / "acc.csv"),
+                                "values_sha256": table_values_digest(a / "tables" / "acc.csv")}}
+    alone = tmp_path / "published" / "manifest.json"
+    alone.parent.mkdir()
+    alone.write_text(json.dumps({"params": {}, "output_files": files}))
+    c = write_run(tmp_path / "c", {})
+    (c / "tables" / "acc.csv").write_bytes(PNG)
+    rc, out = verify(capsys, c, "--reference", alone)
+    assert rc == 1 and f"UNREADABLE: {c}/tables/acc.csv: not a readable table" in out
+
+
+def test_a_manifest_that_is_not_json_is_named_and_the_tables_still_compared(tmp_path, capsys):
+    a = write_run(tmp_path / "a", {"acc.csv": ACC})
+    c = write_run(tmp_path / "c", {"acc.csv": ACC})
+    (c / "manifest.json").write_bytes(PNG)
+    rc, out = verify(capsys, a, c)
+    assert rc == 1 and "Traceback" not in out
+    assert f"{c}/manifest.json: not a readable manifest (" in out
+    assert "identical" in next(x for x in out.splitlines() if "tables/acc.csv" in x)
+    (c / "manifest.json").write_text("[1, 2]")
+    rc, out = verify(capsys, a, c)
+    assert rc == 1 and f"{c}/manifest.json: not a manifest of `seaice reproduce`" in out
+    (tmp_path / "bare").mkdir()                          # nothing beside it: a usage error
+    (tmp_path / "bare" / "manifest.json").write_text("{not json")
+    rc, out = verify(capsys, a, tmp_path / "bare")
+    assert rc == 2 and out.count("\n") == 1 and "not a readable manifest" in out
+
+
+def test_an_unreadable_figure_is_named(tmp_path, capsys):
+    a = write_run(tmp_path / "a", {"acc.csv": ACC}, {"f.png": b"png"})
+    c = write_run(tmp_path / "c", {"acc.csv": ACC})
+    (c / "figures" / "f.png").mkdir()
+    rc, out = verify(capsys, a, c)
+    assert rc == 0                                     # figures never count against the runs
+    assert f"not readable: {c}/figures/f.png (Is a directory)" in out
+
+
+def test_headline_figures_leave_out_unreadable_tables(tmp_path):
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "05_table4_accuracy.csv").write_bytes(PNG)
+    (tmp_path / "tables" / "03_table1_multiprocessing.csv").write_text(SPEED)
+    assert headline_figures(tmp_path) == {"03_table1_speedup": "1.7", "03_table1_processes": "2"}
+
+
 # -- two real runs of notebooks 01 and 02 --------------------------------------------------------
 
 def test_two_runs_of_one_profile_verify_identical_and_record_provenance(tmp_path, capsys):
