@@ -1,4 +1,11 @@
-"""Class codes, names and the paper's palette; class map <-> palette conversions.
+"""The sea-ice classes, defined once: codes, names, keys, colours; class map <-> palette.
+
+Every other module derives from this one: the U-Net's output channels and the metrics' labels
+(:data:`N_CLASSES`, :data:`CLASS_NAMES`), table and summary columns (:data:`CLASS_KEYS`), the
+profile's ``autolabel`` section (:data:`RANGE_KEYS`), figures (:data:`DISPLAY_ORDER`,
+:data:`PALETTE`), the codes a prediction may hold (:data:`PREDICTED_CODES`) and the category
+descriptions of a class-map GeoTIFF (:data:`CODE_DESCRIPTIONS`). ``tests/test_classes_once.py``
+keeps class literals out of the other modules.
 
 Class maps are (H, W) uint8 arrays: 0 open water (green), 1 thin / young ice (blue),
 2 thick / snow-covered ice (red), 255 no-data (black). Auto-labels made with thresholds that
@@ -15,8 +22,10 @@ import numpy as np
 from seaice_utils.core.scenes import check_rgb
 from seaice_utils.errors import InputError
 
-__all__ = ["WATER", "THIN", "THICK", "UNLABELLED", "NODATA", "CLASS_NAMES", "UNLABELLED_NAME",
-           "PALETTE", "LABEL_PALETTE", "to_palette", "palette_unchecked", "from_palette",
+__all__ = ["WATER", "THIN", "THICK", "UNLABELLED", "NODATA", "CLASS_NAMES", "CLASS_CODES",
+           "N_CLASSES", "CLASS_KEYS", "RANGE_KEYS", "DISPLAY_ORDER", "UNLABELLED_NAME",
+           "NODATA_NAME", "PREDICTED_CODES", "MAP_CODES", "CODE_DESCRIPTIONS", "PALETTE",
+           "LABEL_PALETTE", "codes_text", "to_palette", "palette_unchecked", "from_palette",
            "class_fractions"]
 
 _SMALL = 16   # arrays smaller than this take the plain numpy path
@@ -25,16 +34,48 @@ WATER, THIN, THICK, NODATA = 0, 1, 2, 255
 #: Data pixels in no class's HSV range (only with ``autolabel.allow_gaps``); not no-data.
 UNLABELLED = 254
 
-#: The three classes (what models predict and metrics count).
+#: The three classes (what models predict and metrics count), in code order.
 CLASS_NAMES = {WATER: "open water", THIN: "thin ice", THICK: "thick ice"}
-#: Key of :data:`UNLABELLED` pixels in :func:`class_fractions`.
+#: Class codes in code order (0, 1, 2): the U-Net's output channels, the confusion matrices' rows.
+CLASS_CODES = tuple(CLASS_NAMES)
+#: Number of classes (U-Net output channels, confusion matrix size).
+N_CLASSES = len(CLASS_CODES)
+#: Column keys of tables and summaries (``open_water``, ``thin_ice``, ``thick_ice``).
+CLASS_KEYS = {c: name.replace(" ", "_") for c, name in CLASS_NAMES.items()}
+#: Keys of the classes' HSV ranges in a profile's ``autolabel`` section (and the fields of
+#: :class:`seaice_utils.labelling.autolabel.Thresholds`).
+RANGE_KEYS = {WATER: "water", THIN: "thin", THICK: "thick"}
+#: Order in which classes are shown (legends, bars, confusion matrices, the tuner): thick, thin,
+#: water, as in the paper.
+DISPLAY_ORDER = (THICK, THIN, WATER)
+#: Key of :data:`UNLABELLED` pixels in :func:`class_fractions` and tables, its legend label.
 UNLABELLED_NAME = "unlabelled"
+#: Legend label of :data:`NODATA` pixels.
+NODATA_NAME = "no data"
+#: Codes a model's prediction may hold: the classes and no-data (never unlabelled).
+PREDICTED_CODES = CLASS_CODES + (NODATA,)
+#: Every code a class map may hold: auto-labels with gaps and season maps (cloud) hold unlabelled.
+MAP_CODES = CLASS_CODES + (UNLABELLED, NODATA)
+#: What each code of a class-map GeoTIFF means (its band description and ``classes`` tag); season
+#: maps code cloud as unlabelled.
+CODE_DESCRIPTIONS = {**CLASS_NAMES, UNLABELLED: f"{UNLABELLED_NAME}/cloud", NODATA: NODATA_NAME}
 
 #: Display colour of every code; unlabelled is magenta, apart from the paper's colours.
 PALETTE = {WATER: (0, 255, 0), THIN: (0, 0, 255), THICK: (255, 0, 0), UNLABELLED: (255, 0, 255),
            NODATA: (0, 0, 0)}
+assert tuple(PALETTE) == MAP_CODES and CLASS_CODES == tuple(range(N_CLASSES))
+assert set(RANGE_KEYS) == set(CLASS_KEYS) == set(DISPLAY_ORDER) == set(CLASS_CODES)
 #: Colours a manual label image may use (no unlabelled).
-_MANUAL = (WATER, THIN, THICK, NODATA)
+_MANUAL = PREDICTED_CODES
+
+
+def codes_text(codes=MAP_CODES) -> str:
+    """``"0 open water, 1 thin ice, ..."``: each code and what it means (:data:`CODE_DESCRIPTIONS`).
+
+    >>> codes_text(PREDICTED_CODES)
+    '0 open water, 1 thin ice, 2 thick ice, 255 no data'
+    """
+    return ", ".join(f"{c} {CODE_DESCRIPTIONS[c]}" for c in codes)
 
 
 def to_palette(classes: np.ndarray) -> np.ndarray:
@@ -49,7 +90,7 @@ def to_palette(classes: np.ndarray) -> np.ndarray:
         invalid = cv2.countNonZero(cv2.LUT(classes, _NOT_A_CLASS)) > 0
     if invalid:
         bad = ~np.isin(classes, list(PALETTE))
-        raise InputError(f"class map holds values other than 0, 1, 2, 254, 255: "
+        raise InputError(f"class map holds values other than {', '.join(map(str, MAP_CODES))}: "
                          f"{sorted(np.unique(classes[bad]).tolist())[:5]}")
     return palette_unchecked(classes)
 

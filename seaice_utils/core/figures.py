@@ -26,8 +26,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from seaice_utils.core.classes import (CLASS_NAMES, NODATA, PALETTE, THICK, THIN, UNLABELLED,
-                                       UNLABELLED_NAME, WATER, to_palette)
+from seaice_utils.core.classes import (CLASS_NAMES, DISPLAY_ORDER, NODATA, NODATA_NAME, PALETTE,
+                                       UNLABELLED, UNLABELLED_NAME, to_palette)
 from seaice_utils.errors import InputError
 
 __all__ = ["Panel", "PANEL_KINDS", "CLASS_ORDER", "class_colour", "class_legend_handles",
@@ -36,8 +36,8 @@ __all__ = ["Panel", "PANEL_KINDS", "CLASS_ORDER", "class_colour", "class_legend_
 
 PANEL_KINDS = ("rgb", "grey", "labels", "mask")
 #: Order in which classes are drawn (bars, histograms, legends): thick, thin, water.
-CLASS_ORDER = (THICK, THIN, WATER)
-_NODATA_LABEL = "no data"
+CLASS_ORDER = DISPLAY_ORDER
+_NODATA_LABEL = NODATA_NAME
 
 
 @dataclass(frozen=True)

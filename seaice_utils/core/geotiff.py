@@ -1,11 +1,14 @@
 """Class maps of georeferenced scenes as Cloud-Optimised GeoTIFFs that GIS shows as they are.
 
-:func:`class_map_cog` encodes a class map (0 open water, 1 thin ice, 2 thick ice, 255 no-data)
-with the scene's CRS and transform as a COG (GDAL's ``COG`` driver through rasterio): 256 px
-internal tiles, DEFLATE, overviews made with *mode* resampling (a class, never an average of
-classes), the paper's palette as the band's colour table (no-data transparent), no-data 255, the
-class codes and names in the band's description and metadata, and the data attribution. QGIS
-and other GIS show it in the paper's colours without styling, and read any zoom level fast.
+:func:`class_map_cog` encodes a class map (0 open water, 1 thin ice, 2 thick ice, 254 unlabelled
+or cloud, 255 no-data; :mod:`seaice_utils.core.classes`) with the scene's CRS and transform as a
+COG (GDAL's ``COG`` driver through rasterio): 256 px internal tiles, DEFLATE, overviews made with
+*mode* resampling (a class, never an average of classes), the paper's palette as the band's colour
+table (no-data transparent), no-data 255, every code and its meaning in the band's description and
+its ``classes`` tag (:data:`~seaice_utils.core.classes.CODE_DESCRIPTIONS`), and the data
+attribution. QGIS and other GIS show it in the paper's colours without styling, and read any zoom
+level fast. (GDAL keeps a GeoTIFF's category names in a ``.aux.xml`` sidecar, not in the file, and
+rasterio cannot write them: the codes' names are in the description and tag instead.)
 
 rasterio is imported when a COG is made, so the package imports without it.
 """
@@ -16,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from seaice_utils.core.classes import CLASS_NAMES, NODATA, PALETTE
+from seaice_utils.core.classes import NODATA, PALETTE, codes_text
 from seaice_utils.errors import InputError
 
 __all__ = ["class_map_cog", "ATTRIBUTION"]
@@ -47,7 +50,7 @@ def class_map_cog(classes: np.ndarray, *, crs: str, transform: Sequence[float],
     if classes.ndim != 2 or classes.dtype != np.uint8:
         raise InputError(f"a class map is a (H, W) uint8 array (got {classes.dtype} "
                          f"{classes.shape})")
-    names = ", ".join(f"{c} {n}" for c, n in sorted(CLASS_NAMES.items()))
+    names = codes_text()
     profile = dict(driver="COG", width=classes.shape[1], height=classes.shape[0], count=1,
                    dtype="uint8", nodata=NODATA, crs=rasterio.crs.CRS.from_user_input(crs),
                    transform=Affine(*list(transform)[:6]), compress="deflate", blocksize=256,
@@ -57,8 +60,8 @@ def class_map_cog(classes: np.ndarray, *, crs: str, transform: Sequence[float],
             dst.write(classes, 1)
             dst.write_colormap(1, {c: (*PALETTE[c], 0 if c == NODATA else 255)
                                    for c in PALETTE})
-            dst.set_band_description(1, f"sea-ice class ({names}, {NODATA} no data)")
-            dst.update_tags(1, classes=f"{names}, {NODATA} no data")
+            dst.set_band_description(1, f"sea-ice class ({names})")
+            dst.update_tags(1, classes=names)
             if attribution:
                 dst.update_tags(ATTRIBUTION=attribution)
         return mem.read()

@@ -16,14 +16,15 @@ from typing import Mapping
 
 import numpy as np
 
-from seaice_utils.core.classes import CLASS_NAMES, NODATA, UNLABELLED
+from seaice_utils.core.classes import CLASS_CODES, CLASS_NAMES, N_CLASSES, NODATA, UNLABELLED
 from seaice_utils.errors import InputError
 
 __all__ = ["N_CLASSES", "valid_mask", "confusion_counts", "confusion_percent", "pixel_accuracy",
            "tile_confusions", "tile_confusions_by_key", "classification_report",
            "report_from_counts", "metrics_row", "label_ssim"]
 
-N_CLASSES = 3
+#: Grey-level step between classes in :func:`label_ssim` (classes spread over 0..255).
+_SSIM_STEP = 255.0 / (N_CLASSES - 1)
 
 
 def _check_pair(pred: np.ndarray, ref: np.ndarray) -> None:
@@ -140,7 +141,7 @@ def report_from_counts(counts: np.ndarray) -> dict:
     present = support > 0
     per_class = {CLASS_NAMES[k]: {"precision": float(precision[k]), "recall": float(recall[k]),
                                   "f1": float(f1[k]), "iou": float(iou[k]),
-                                  "support": int(support[k])} for k in range(N_CLASSES)}
+                                  "support": int(support[k])} for k in CLASS_CODES}
     total = support.sum()
 
     def avg(v: np.ndarray, weighted: bool) -> float:
@@ -174,17 +175,18 @@ def metrics_row(report: Mapping) -> dict[str, float]:
 def label_ssim(pred: np.ndarray, ref: np.ndarray, *, win_size: int = 7) -> float:
     """Structural similarity (SSIM) between two class maps, averaged over valid pixels.
 
-    Classes are mapped to grey levels 0, 127.5, 255 (data range 255) and scikit-image's SSIM map is
-    computed with a ``win_size`` Gaussian-free uniform window; its mean over pixels valid in both
-    maps is returned (no-data pixels are set equal in both maps so they add no structure).
+    Classes are mapped to grey levels 0, 127.5, 255 (evenly over the data range 255) and
+    scikit-image's SSIM map is computed with a ``win_size`` Gaussian-free uniform window; its mean
+    over pixels valid in both maps is returned (no-data pixels are set equal in both maps so they
+    add no structure).
     """
     from skimage.metrics import structural_similarity
 
     m = valid_mask(pred, ref)
     if not m.any():
         return float("nan")
-    a = np.where(m, pred, 0).astype(np.float64) * 127.5
-    b = np.where(m, ref, 0).astype(np.float64) * 127.5
+    a = np.where(m, pred, 0).astype(np.float64) * _SSIM_STEP
+    b = np.where(m, ref, 0).astype(np.float64) * _SSIM_STEP
     if min(a.shape) < win_size:
         raise InputError(f"SSIM needs maps of at least {win_size} px per side (got {a.shape})")
     _, smap = structural_similarity(a, b, data_range=255.0, win_size=win_size, full=True)

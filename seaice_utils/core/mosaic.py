@@ -58,7 +58,8 @@ from typing import Sequence
 import numpy as np
 
 from seaice_utils.core.areas import equal_area_crs
-from seaice_utils.core.classes import NODATA, THICK, THIN, UNLABELLED, WATER
+from seaice_utils.core.classes import (CLASS_CODES, MAP_CODES, NODATA, RANGE_KEYS, UNLABELLED,
+                                       codes_text)
 from seaice_utils.errors import InputError
 
 __all__ = ["ClassLayer", "Mosaic", "mosaic_class_maps", "date_areas", "pixel_area",
@@ -66,8 +67,9 @@ __all__ = ["ClassLayer", "Mosaic", "mosaic_class_maps", "date_areas", "pixel_are
            "common_crs", "reproject_layer"]
 
 #: Class code -> key of its area in :func:`date_areas`.
-AREA_KEYS = {WATER: "water_km2", THIN: "thin_km2", THICK: "thick_km2"}
-_CLASSES = (WATER, THIN, THICK)
+AREA_KEYS = {c: f"{RANGE_KEYS[c]}_km2" for c in CLASS_CODES}
+_CLASSES = CLASS_CODES
+_MAX_CLASS = max(CLASS_CODES)        # codes up to this are classes (254, 255 are not)
 _SIZE_RTOL = 1e-9
 _ALIGN_TOL = 1e-6
 
@@ -120,9 +122,9 @@ def _check_layer(layer: ClassLayer, i: int) -> tuple[np.ndarray, tuple]:
     c = np.asarray(layer.classes)
     if c.ndim != 2 or c.dtype != np.uint8:
         raise InputError(f"{what}: a class map is a (H, W) uint8 array (got {c.dtype} {c.shape})")
-    bad = np.setdiff1d(np.unique(c), (WATER, THIN, THICK, UNLABELLED, NODATA))
+    bad = np.setdiff1d(np.unique(c), MAP_CODES)
     if bad.size:
-        raise InputError(f"{what}: codes other than 0, 1, 2, {UNLABELLED}, {NODATA}: "
+        raise InputError(f"{what}: codes other than those of a class map ({codes_text()}): "
                          f"{bad[:5].tolist()}")
     return c, _check_transform(layer.transform, what)
 
@@ -204,7 +206,7 @@ def mosaic_class_maps(layers: Sequence[ClassLayer], *, grid=None) -> Mosaic:
             continue
         src = c[ys - r:ye - r, xs - cc:xe - cc]
         dst = out[ys - r0:ye - r0, xs - c0:xe - c0]
-        take = (source[ys - r0:ye - r0, xs - c0:xe - c0] < 0) & (src <= THICK)
+        take = (source[ys - r0:ye - r0, xs - c0:xe - c0] < 0) & (src <= _MAX_CLASS)
         dst[take] = src[take]
         source[ys - r0:ye - r0, xs - c0:xe - c0][take] = i
         seen_unlabelled[ys - r0:ye - r0, xs - c0:xe - c0] |= src == UNLABELLED
@@ -262,7 +264,7 @@ def date_areas(mosaic, pixel_area_m2, region_mask=None) -> dict:
         values = classes[region_mask]
         w = None if weights is None else weights[region_mask]
     counts = np.bincount(values, minlength=256)
-    pixels = {int(k): int(counts[k]) for k in (*_CLASSES, UNLABELLED, NODATA)}
+    pixels = {int(k): int(counts[k]) for k in MAP_CODES}
     pixels["region"] = int(values.size)
     if w is None:
         m2 = counts * float(pixel_area_m2)

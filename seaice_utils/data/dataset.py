@@ -34,6 +34,7 @@ from typing import Any, Iterable
 import cv2
 import numpy as np
 
+from seaice_utils.core.classes import NODATA
 from seaice_utils.errors import InputError
 from seaice_utils.core.scenes import Scene, read_scene, write_png
 
@@ -136,7 +137,7 @@ def ensure_synthetic_dataset(root: str | os.PathLike, params: dict, *,
             write_png(rec.truth_path, sc.truth)
             write_png(rec.cloud_path, sc.cloud)
             write_png(rec.scene_path, sc.image)
-        valid = truth != 255
+        valid = truth != NODATA
         n_valid = max(int(valid.sum()), 1)
         row.update(cloud_fraction=round(float(((cloud > 0) & valid).sum()) / n_valid, 4),
                    nodata_fraction=round(1 - float(valid.sum()) / truth.size, 4))

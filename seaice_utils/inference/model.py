@@ -22,6 +22,7 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
+from seaice_utils.core.classes import CLASS_NAMES, N_CLASSES
 from seaice_utils.errors import InputError
 from seaice_utils.inference.runtime import register_cache
 from seaice_utils.labelling.cloudfilter import (FilterParams, levels_to_rgb,
@@ -227,7 +228,7 @@ def model_io(model_path: str | os.PathLike) -> tuple[int | None, int | None]:
 
 
 def check_model(model_path: str | os.PathLike, *, input: str | None = None,
-                n_classes: int = 3) -> ModelSettings:
+                n_classes: int = N_CLASSES) -> ModelSettings:
     """Check a saved model against what prediction needs, before any scene is read.
 
     Raises :class:`InputError` naming the model when it is missing, when its output has another
@@ -240,7 +241,7 @@ def check_model(model_path: str | os.PathLike, *, input: str | None = None,
     channels, classes = model_io(p)
     if classes is not None and classes != n_classes:
         raise InputError(f"model {p.name} predicts {classes} classes; sea-ice maps need "
-                         f"{n_classes} (open water, thin ice, thick ice)")
+                         f"{n_classes} ({', '.join(CLASS_NAMES.values())})")
     return read_model_settings(p, input=input, channels=channels)
 
 

@@ -44,13 +44,14 @@ them (its ranges are expected to cover every colour).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
 import cv2
 import numpy as np
 
-from seaice_utils.core.classes import CLASS_NAMES, NODATA, THICK, THIN, UNLABELLED, WATER
+from seaice_utils.core.classes import (CLASS_CODES, CLASS_NAMES, DISPLAY_ORDER, NODATA, RANGE_KEYS,
+                                       UNLABELLED)
 from seaice_utils.core.scenes import check_rgb
 from seaice_utils.errors import InputError
 from seaice_utils.labelling.cloudfilter import (FilterParams, filter_fast, levels_to_rgb,
@@ -60,9 +61,9 @@ from seaice_utils.labelling.kernels import SMALL, mask255, value_channel
 __all__ = ["HSVRange", "Thresholds", "ThresholdProblem", "threshold_problems", "segment",
            "auto_label"]
 
-_PAINT_ORDER = (WATER, THIN, THICK)
+#: Water, then thin, then thick (code order, darkest first): thick ice, painted last, wins overlaps.
+_PAINT_ORDER = CLASS_CODES
 _HSV_MAX = (179, 255, 255)
-_KEYS = {WATER: "water", THIN: "thin", THICK: "thick"}
 
 
 def _check_triplet(v, what: str) -> tuple[int, int, int]:
@@ -126,11 +127,10 @@ class Thresholds:
         return UNLABELLED if self.allow_gaps else NODATA
 
     def ranges(self) -> dict[int, HSVRange]:
-        return {WATER: self.water, THIN: self.thin, THICK: self.thick}
+        return {c: getattr(self, RANGE_KEYS[c]) for c in CLASS_CODES}
 
     def to_dict(self) -> dict:
-        d = {"thick": self.thick.to_dict(), "thin": self.thin.to_dict(),
-             "water": self.water.to_dict()}
+        d = {RANGE_KEYS[c]: getattr(self, RANGE_KEYS[c]).to_dict() for c in DISPLAY_ORDER}
         if self.allow_gaps:
             d["allow_gaps"] = True
         return d
@@ -153,6 +153,10 @@ class Thresholds:
         return lut
 
 
+# one HSV range field per class, named as the profile's autolabel keys
+assert {f.name for f in fields(Thresholds)} >= set(RANGE_KEYS.values())
+
+
 @dataclass(frozen=True)
 class ThresholdProblem:
     """One finding of :func:`threshold_problems`: ``kind`` is "gap", "overlap" or "order"."""
@@ -162,7 +166,7 @@ class ThresholdProblem:
 
 
 def _bound(cls: int, side: str, ch: int, value: int) -> str:
-    return f"autolabel.{_KEYS[cls]}.{side}.{'HSV'[ch]} = {value}"
+    return f"autolabel.{RANGE_KEYS[cls]}.{side}.{'HSV'[ch]} = {value}"
 
 
 def _box(r: HSVRange) -> list[tuple[int, int]]:

@@ -40,7 +40,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from seaice_utils.core.classes import NODATA, PALETTE, THICK, THIN, WATER
+from seaice_utils.core.classes import NODATA, PALETTE
 from seaice_utils.core.scenes import check_rgb
 from seaice_utils.core.tiling import iter_tiles, pad_to_multiple
 from seaice_utils.errors import InputError
@@ -142,9 +142,7 @@ def reference_segment(rgb: np.ndarray, thresholds: Thresholds = Thresholds(), *,
     classes = np.full(rgb.shape[:2], thresholds.unlabelled, np.uint8)
     palette = np.zeros_like(rgb)
     palette[:] = PALETTE[thresholds.unlabelled]
-    ranges = {WATER: thresholds.water, THIN: thresholds.thin, THICK: thresholds.thick}
-    for cls in (WATER, THIN, THICK):
-        r = ranges[cls]
+    for cls, r in thresholds.ranges().items():
         mask = cv2.inRange(hsv, np.array(r.lower), np.array(r.upper))
         palette[mask > 0] = PALETTE[cls]
         classes[mask > 0] = cls

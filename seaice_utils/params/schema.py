@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from seaice_utils.engines.base import ENGINES
+from seaice_utils.labelling.autolabel import Thresholds
 from seaice_utils.labelling.cloudfilter import DILATION_MAX
 from seaice_utils.labelling.kernels import MEDIAN_KERNEL_MAX
 
@@ -114,6 +116,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                    "an integer in 32..4096, multiple of 32"),
                         "tile side in pixels"),
         "progress": _k(bool, True, doc="show progress bars"),
+        "worker_memory_gb": _k((int, float), 8, (lambda v: 0.25 <= v <= 4096,
+                                                 "a number in [0.25, 4096]"),
+                               "memory one worker (process, Spark task) may use for a scene; a "
+                               "scene that would need more is refused by name, with its size, "
+                               "before it is decoded (label, predict, season)"),
     },
     "data": {
         "source": _k(str, "synthetic", _choice("synthetic", "folder", "earthengine", "stac"),
@@ -142,9 +149,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "apply_to": _k(str, "scene", _choice("scene", "tile"), "whole scene (default) or per tile"),
     },
     "autolabel": {
-        "thick": _k(dict, {"lower": [0, 0, 205], "upper": [185, 255, 255]}, _HSV_RULE),
-        "thin": _k(dict, {"lower": [0, 0, 31], "upper": [185, 255, 204]}, _HSV_RULE),
-        "water": _k(dict, {"lower": [0, 0, 0], "upper": [185, 255, 30]}, _HSV_RULE),
+        # one HSV range per class, keyed and defaulted as the paper's Thresholds (Table of
+        # HSV ranges): thick, thin, water
+        **{key: _k(dict, rng, _HSV_RULE) for key, rng in Thresholds().to_dict().items()},
         "allow_gaps": _k(bool, False, doc="allow ranges that leave colours in no class (their "
                          "pixels are labelled 'unlabelled', code 254, and counted apart from "
                          "no-data) or overlap (the later of water, thin, thick wins); each is "
@@ -279,7 +286,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                       "TensorFlow; tflite agrees with tensorflow to ~1e-6 in probability"),
         "pixel_size_m": _k((int, float), 10.0, (lambda v: 0 < v <= 1000, "a number in (0, 1000]"),
                            "pixel side for areas when a scene has no georeference (Sentinel-2: 10)"),
-        "engine": _k(str, "sequential", _choice("sequential", "multiprocessing", "spark"),
+        "engine": _k(str, "sequential", _choice(*ENGINES),
                      "how many scenes are spread over cores/executors"),
         "workers": _k(int, 0, _int(0), "processes or Spark cores (0: all cores)"),
         "geotiff": _k(bool, True, doc="also write a GeoTIFF when the input is georeferenced"),
@@ -310,11 +317,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
                               "(relative to the project root; skipped when absent; null: never)"),
     },
     "engines": {  # `seaice label` engines and notebook 03 (Tables I, II; seaice_utils.labelling.jobs)
-        "engine": _k(str, "sequential", _choice("sequential", "multiprocessing", "spark"),
+        "engine": _k(str, "sequential", _choice(*ENGINES),
                      "default engine of `seaice label`"),
-        "workers": _k(int, 2, _int(1), "default worker processes / Spark task slots"),
+        "workers": _k(int, 2, _int(0), "default worker processes / Spark task slots of "
+                      "`seaice label` (0: all cores)"),
         "spark_master": _k((str, type(None)), None,
-                           doc="Spark master for `seaice label --engine spark` (null: "
+                           doc="Spark master of every command run with --engine spark (null: "
                                "local[workers]; or spark://host:port)"),
         "spark_output": _k(str, "executors", _choice("executors", "driver"),
                            "who writes Spark's outputs: the executors, or the driver after "
@@ -351,9 +359,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
                       "pixel size of the season grid in metres (EPSG:3031)"),
         "seed": _k((int, type(None)), None, _int(0),
                    "seed of the synthetic season (null: global.seed)"),
-        "engine": _k(str, "sequential", _choice("sequential", "multiprocessing", "spark"),
+        "engine": _k(str, "sequential", _choice(*ENGINES),
                      "engine that classifies the season's scenes"),
         "workers": _k(int, 0, _int(0), "worker processes / Spark task slots (0: all cores)"),
+        "missing_cloud_mask": _k(str, "error", _choice("error", "unobserved", "clear"),
+                                 "a scene without its cloud mask when masks are given: error "
+                                 "(refused by name before any work), unobserved (the whole "
+                                 "scene counts as cloud), clear (no pixel is cloud)"),
         "cloud_probability": _k(int, 20, _int(1, 100),
                                 "cloud-mask pixels at or above this probability (percent) are "
                                 "cloud: not observed, filled by another scene of the date"),

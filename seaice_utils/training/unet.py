@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
+from seaice_utils.core.classes import N_CLASSES
 from seaice_utils.errors import InputError
 
 __all__ = ["PAPER_ENCODER_DROPOUTS", "PAPER_BOTTLENECK_DROPOUT", "UNetConfig", "unet_config",
@@ -36,7 +37,6 @@ __all__ = ["PAPER_ENCODER_DROPOUTS", "PAPER_BOTTLENECK_DROPOUT", "UNetConfig", "
 #: Dropouts of the paper's five contracting steps; the expanding path uses them in reverse.
 PAPER_ENCODER_DROPOUTS = (0.1, 0.1, 0.2, 0.2, 0.2)
 PAPER_BOTTLENECK_DROPOUT = 0.3
-N_CLASSES = 3
 
 
 def _default_dropouts(depth: int) -> tuple[float, ...]:

@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from seaice_utils.core.classes import CLASS_NAMES, THICK, THIN, WATER
+from seaice_utils.core.classes import CLASS_NAMES, UNLABELLED_NAME
 from seaice_utils.errors import InputError
 from seaice_utils.labelling.autolabel import segment
 from seaice_utils.labelling.cloudfilter import filter_steps, levels_to_rgb
@@ -23,8 +23,7 @@ def fraction_bars(table, *, title: str | None = None):
     """Stacked class-fraction bars of a :func:`class_fraction_table` (one bar per row)."""
     from seaice_utils.core.figures import class_fraction_bars
 
-    names = {"open_water": CLASS_NAMES[WATER], "thin_ice": CLASS_NAMES[THIN],
-             "thick_ice": CLASS_NAMES[THICK], "unlabelled": "unlabelled"}
+    names = {col: CLASS_NAMES.get(c, UNLABELLED_NAME) for col, c in FRACTION_COLUMNS.items()}
     bars = {f"{r.scene}: {r.labels}": {names[c]: getattr(r, c) for c in FRACTION_COLUMNS}
             for r in table.itertuples()}
     return class_fraction_bars(bars, title=title)

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from seaice_utils.core.classes import NODATA, THICK, THIN, UNLABELLED, WATER
+from seaice_utils.core.classes import CLASS_KEYS, NODATA, UNLABELLED, UNLABELLED_NAME
 from seaice_utils.errors import InputError
 from seaice_utils.labelling.autolabel import segment
 from seaice_utils.labelling.cloudfilter import levels_to_rgb, thin_cloud_shadow_filter
@@ -30,8 +30,7 @@ __all__ = ["VARIANTS", "FRACTION_COLUMNS", "class_shares", "agreement", "preview
 #: The three label sets a preview compares.
 VARIANTS = ("no filter", "filter", "reference")
 #: Columns of the class-fraction table (in this order), and their class values.
-FRACTION_COLUMNS = {"open_water": WATER, "thin_ice": THIN, "thick_ice": THICK,
-                    "unlabelled": UNLABELLED}
+FRACTION_COLUMNS = {**{key: c for c, key in CLASS_KEYS.items()}, UNLABELLED_NAME: UNLABELLED}
 
 
 def class_shares(classes: np.ndarray, nodata: np.ndarray | None = None) -> dict[str, float]:

@@ -30,7 +30,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from seaice_utils.core.classes import CLASS_NAMES, THICK, THIN, UNLABELLED_NAME, WATER
+from seaice_utils.core.classes import (CLASS_CODES, CLASS_NAMES, DISPLAY_ORDER, RANGE_KEYS,
+                                       UNLABELLED_NAME)
 from seaice_utils.errors import ParamsError
 from seaice_utils.labelling.autolabel import segment, threshold_problems
 from seaice_utils.labelling.cloudfilter import (LEVEL_THICK, LEVEL_THIN, LEVEL_WATER,
@@ -44,8 +45,8 @@ __all__ = ["FILTER_KEYS", "CLASS_KEYS", "V_LINKS", "settings_of", "apply_setting
 #: Filter constants the tuner exposes, in display order.
 FILTER_KEYS = ("water_v_max", "dilation", "median_kernel", "truncation", "thick_threshold",
                "apply_to")
-#: Classes of the ``autolabel`` section, in display order.
-CLASS_KEYS = ("thick", "thin", "water")
+#: Classes of the ``autolabel`` section, in display order (``thick``, ``thin``, ``water``).
+CLASS_KEYS = tuple(RANGE_KEYS[c] for c in DISPLAY_ORDER)
 _CHANNELS = "HSV"
 #: V bounds the tuner keeps adjacent while "link adjacent V bounds" is ticked: moving one moves
 #: its partner to the neighbouring value, so the V ranges stay disjoint and cover 0..255.
@@ -168,9 +169,9 @@ def threshold_warnings(params: dict) -> list[str]:
         warnings.simplefilter("ignore", UserWarning)   # said here instead
         th = thresholds(params)
     out = [p.message for p in threshold_problems(th)]
-    levels = np.array([[LEVEL_WATER, LEVEL_THIN, LEVEL_THICK]], np.uint8)
+    levels = np.array([[LEVEL_WATER, LEVEL_THIN, LEVEL_THICK]], np.uint8)   # in code order
     got = segment(levels_to_rgb(levels), th)[0]
-    for level, want, have in zip(levels[0], (WATER, THIN, THICK), got):
+    for level, want, have in zip(levels[0], CLASS_CODES, got):
         if have != want:
             name = CLASS_NAMES.get(int(have), UNLABELLED_NAME)
             out.append(f"filter level {level} is labelled {name}, not {CLASS_NAMES[want]}")

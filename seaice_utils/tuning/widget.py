@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from seaice_utils.core.classes import CLASS_NAMES, THICK, THIN, WATER
+from seaice_utils.core.classes import CLASS_NAMES, DISPLAY_ORDER, RANGE_KEYS
 from seaice_utils.errors import InputError, ParamsError
 from seaice_utils.labelling.cloudfilter import thin_cloud_shadow_filter
 from seaice_utils.labelling.kernels import MEDIAN_KERNEL_MAX
@@ -32,7 +32,7 @@ from seaice_utils.tuning.settings import (CLASS_KEYS, V_LINKS, apply_settings, s
 
 __all__ = ["Tuner", "build_tuner", "range_errors", "describe_error"]
 
-_CLASS_VALUE = {"thick": THICK, "thin": THIN, "water": WATER}
+_CLASS_VALUE = {RANGE_KEYS[c]: c for c in DISPLAY_ORDER}
 #: Text shown for the tuner where its widgets cannot be displayed (not saved in a notebook file).
 TUNER_PLACEHOLDER = ("[threshold tuner: live only after the notebook has run in the open kernel; "
                      "run it (Run > Run All Cells) to use the sliders]")
@@ -84,7 +84,7 @@ def range_errors(settings: Mapping[str, Any]) -> list[str]:
     return out
 
 
-_BOUND_KEY = re.compile(r"autolabel\.(thick|thin|water)\.(lower|upper)\.([HSV])\b")
+_BOUND_KEY = re.compile(r"autolabel\.(" + "|".join(CLASS_KEYS) + r")\.(lower|upper)\.([HSV])\b")
 _FILTER_KEY = re.compile(r"filter\.(" + "|".join(_FILTER_LABELS) + r")\b")
 
 
