@@ -15,7 +15,8 @@ from seaice_utils.core.figures import figure_to_png
 from seaice_utils.core.metrics import (classification_report, confusion_counts, report_from_counts,
                                        tile_confusions)
 from seaice_utils.errors import InputError
-from seaice_utils.evaluation import cloud, figures, models, scenes, speedups, tables
+from seaice_utils.evaluation import (cloud, figures, models, scenes, season, season_figures,
+                                     speedups, tables)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -319,7 +320,7 @@ def defaults_with_real_sample(value):
 def test_public_face_names_the_modules_objects():
     import seaice_utils.evaluation as evaluation
 
-    homes = (cloud, figures, models, scenes, speedups, tables)
+    homes = (cloud, figures, models, scenes, season, season_figures, speedups, tables)
     for name in evaluation.__all__:
         obj = getattr(evaluation, name)
         assert any(getattr(m, name, None) is obj for m in homes), name

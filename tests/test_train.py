@@ -166,6 +166,10 @@ def test_settings_and_fingerprint(tiles, tmp_path):
     assert process_settings(p) == {k: s[k] for k in ("threads_per_worker", "inter_op_threads",
                                                      "mixed_precision", "xla")}
     assert process_settings(p, xla=True, epochs=9)["xla"] is True
+    # pinning ranks to cores is the profile's training.pin_cores, nothing else
+    assert s["pin_cores"] is True
+    assert training_settings(_tiny_params(pin_cores=False), _data(root, rows),
+                             run_dir=tmp_path / "run")["pin_cores"] is False
     assert run_dir_of(tmp_path, "man", 2) == tmp_path / "training" / "man_w2"
     with pytest.raises(InputError, match="unknown training setting"):
         training_settings(p, _data(root, rows), run_dir=tmp_path, batchsize=3)

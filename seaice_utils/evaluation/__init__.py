@@ -4,7 +4,9 @@ Modules: :mod:`~seaice_utils.evaluation.models` (notebook 04's models, split and
 :mod:`~seaice_utils.evaluation.cloud` (cloud cover and strata),
 :mod:`~seaice_utils.evaluation.tables` (Tables IV and V, auto-label quality, confusion matrices),
 :mod:`~seaice_utils.evaluation.figures`, :mod:`~seaice_utils.evaluation.scenes` (whole scenes,
-the real sample) and :mod:`~seaice_utils.evaluation.speedups` (Tables I-III beside the paper's).
+the real sample), :mod:`~seaice_utils.evaluation.speedups` (Tables I-III beside the paper's), and
+for notebook 06 :mod:`~seaice_utils.evaluation.season` (a season's runs scored against its truth)
+and :mod:`~seaice_utils.evaluation.season_figures`.
 """
 
 from seaice_utils.evaluation.cloud import (cloud_estimate_check, cloud_for_tiles, cloud_fractions,
@@ -14,6 +16,12 @@ from seaice_utils.evaluation.figures import (autolabel_examples_figure, confusio
                                              real_sample_figure, scene_figure)
 from seaice_utils.evaluation.models import find_models, index_cloud, load_tile_set
 from seaice_utils.evaluation.scenes import real_sample, real_sample_path, scene_inference
+from seaice_utils.evaluation.season import (SEASON_ERROR_COLUMNS, SeasonMethod, SeasonPlan,
+                                            hazy_dates, season_error_table, season_errors,
+                                            season_methods, season_plan, season_record,
+                                            season_summary, season_summary_lines)
+from seaice_utils.evaluation.season_figures import (season_areas_figure, season_coverage_figure,
+                                                    season_maps_figure)
 from seaice_utils.evaluation.speedups import find_speedup_tables, speedup_figure, speedup_table
 from seaice_utils.evaluation.tables import (autolabel_counts, autolabel_quality, confusion_table,
                                             per_class_table, predict_conditions, table4, table5)
@@ -24,4 +32,8 @@ __all__ = ["autolabel_counts", "autolabel_examples_figure", "autolabel_quality",
            "index_cloud", "load_tile_set", "per_class_table", "pick_examples",
            "predict_conditions", "predictions_figure", "real_sample", "real_sample_figure",
            "real_sample_path", "scene_figure", "scene_inference", "speedup_figure",
-           "speedup_table", "table4", "table5"]
+           "speedup_table", "table4", "table5",
+           "SEASON_ERROR_COLUMNS", "SeasonMethod", "SeasonPlan", "hazy_dates",
+           "season_areas_figure", "season_coverage_figure", "season_error_table",
+           "season_errors", "season_maps_figure", "season_methods", "season_plan",
+           "season_record", "season_summary", "season_summary_lines"]

@@ -41,7 +41,7 @@ def scene_inference(model, settings, records: Sequence, params: dict, *,
     dict
         ``rows`` (scene, overlap, windows, seconds, accuracy_pct, seam_ratio, border and interior
         change rates; border = the edges of the windows used for that overlap), ``areas``
-        (:func:`seaice_utils.inference.outputs.class_summary` rows, largest overlap),
+        (:func:`seaice_utils.engines.scene_outputs.class_summary` rows, largest overlap),
         ``maps`` {scene: {"rgb", "truth", overlap: classes}}.
     """
     import time
@@ -49,7 +49,7 @@ def scene_inference(model, settings, records: Sequence, params: dict, *,
     from seaice_utils.core.metrics import pixel_accuracy
     from seaice_utils.data.dataset import load_scene, load_truth
     from seaice_utils.inference.model import model_input
-    from seaice_utils.inference.outputs import class_summary, pixel_area_m2
+    from seaice_utils.inference import class_summary, pixel_area_m2
     from seaice_utils.inference.runtime import make_predict_fn
     from seaice_utils.inference.stitch import predict_scene, seam_statistics, tile_windows
     from seaice_utils.labelling.settings import filter_params
@@ -118,7 +118,7 @@ def real_sample(path: str | os.PathLike, model, settings, params: dict, *,
     from seaice_utils.core.metrics import pixel_accuracy
     from seaice_utils.core.scenes import read_scene
     from seaice_utils.inference.model import model_input
-    from seaice_utils.inference.outputs import class_summary, pixel_area_m2
+    from seaice_utils.inference import class_summary, pixel_area_m2
     from seaice_utils.inference.stitch import predict_scene
     from seaice_utils.labelling.autolabel import auto_label
     from seaice_utils.labelling.settings import filter_params, thresholds

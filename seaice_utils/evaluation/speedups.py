@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from seaice_utils.core.figures import new_figure
+from seaice_utils.core.speedup_plot import draw_speedups
 from seaice_utils.paper import PAPER_SPEEDUPS
 from seaice_utils.report import shown_path
 
@@ -101,33 +103,21 @@ def speedup_table(tables: Mapping[str, Mapping[str, Any]]):
 
 
 def speedup_figure(tables: Mapping[str, Mapping[str, Any]]):
-    """Measured speedups (Tables I-III) beside the paper's published ones and the ideal line."""
-    from seaice_utils.core.figures import new_figure
-
+    """Measured speedups (Tables I-III) beside the paper's published ones and the ideal line,
+    one panel per table (:func:`~seaice_utils.core.speedup_plot.draw_speedups`)."""
     fig = new_figure((12.0, 3.6))
     axes = fig.subplots(1, 3)
     for ax, (table, ref) in zip(axes, PAPER_SPEEDUPS.items()):
-        pts = sorted(ref["points"])
-        px, py = [p[0] for p in pts], [p[1] for p in pts]
-        if table == "Table II":   # several executors x cores layouts per core count
-            ax.plot(px, py, "s", color="0.5", label="paper", markersize=4)
-        else:
-            ax.plot(px, py, "s--", color="0.5", label="paper", markersize=4)
         t = tables.get(table, {})
-        top = max(px)
+        measured = {}
         if "data" in t:
-            df = t["data"].sort_values(t["x"])
-            ax.plot(df[t["x"]], df[t["speedup"]], "o-", color="tab:blue",
-                    label=f"this run ({t['file']})")
-            top = max(top, float(df[t["x"]].max()))
+            measured[f"this run ({t['file']})"] = (t["data"][t["x"]], t["data"][t["speedup"]])
         else:
             ax.text(0.5, 0.55, "not measured:\n" + t.get("missing", "table missing").split(" (")[0],
                     transform=ax.transAxes, ha="center", va="center", fontsize=7, wrap=True,
                     color="tab:red")
-        ax.plot([1, top], [1, top], ":", color="0.7", label="ideal")
-        ax.set_title(f"{table}: {ref['what']}", fontsize=9)
-        ax.set_xlabel(ref["x"])
-        ax.set_ylabel("speedup")
-        ax.legend(fontsize=7, loc="upper left")
+        draw_speedups(ax, measured, xlabel=ref["x"], title=f"{table}: {ref['what']}",
+                      reference={"paper": tuple(zip(*ref["points"]))}, ideal_label="ideal",
+                      fontsize=7, title_size=9)
     fig.tight_layout()
     return fig

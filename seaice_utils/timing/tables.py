@@ -34,6 +34,8 @@ from typing import Any, Callable, Iterator, Sequence
 import cv2
 import numpy as np
 
+from seaice_utils.core.figures import new_figure
+from seaice_utils.core.speedup_plot import draw_speedups
 from seaice_utils.errors import InputError
 
 __all__ = ["one_core", "kernel_timings", "summarise_kernels", "time_job",
@@ -332,7 +334,8 @@ def speedup_figure(x: Sequence[float], series: dict[str, Sequence[float]], *, xl
                    title: str, cores: int | None = None, labels: Sequence[str] | None = None,
                    reference: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None,
                    lines: bool = True):
-    """Speedup against workers with the ideal line ``y = x``.
+    """Speedup against workers with the ideal line ``y = x``
+    (:func:`~seaice_utils.core.speedup_plot.draw_speedups`).
 
     Parameters
     ----------
@@ -343,9 +346,9 @@ def speedup_figure(x: Sequence[float], series: dict[str, Sequence[float]], *, xl
     cores : int, optional
         Cores of this machine: the oversubscribed region ``x > cores`` is shaded.
     labels : sequence of str, optional
-        Text next to each point (e.g. ``"2x4"`` for executors x cores).
+        Text next to each point of the first series (e.g. ``"2x4"`` for executors x cores).
     reference : dict of name -> (x, y), optional
-        Published speedups, drawn dotted.
+        Published speedups, in grey.
     lines : bool
         Join the points of a series (sorted by x); False draws points only.
 
@@ -353,38 +356,11 @@ def speedup_figure(x: Sequence[float], series: dict[str, Sequence[float]], *, xl
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
-
-    x = np.asarray(x, float)
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    top = max([x.max()] + [float(np.max(v)) for v in series.values()] +
-              [float(np.max(r[0])) for r in (reference or {}).values()])
-    ax.plot([1, top], [1, top], "k--", lw=1, label="ideal (y = x)")
-    order = np.argsort(x, kind="stable")
-    for name, y in series.items():
-        y = np.asarray(y, float)
-        ax.plot(x[order], y[order], "o-" if lines else "o", label=name, ms=6)
-    for name, (rx, ry) in (reference or {}).items():
-        rx, ry = np.asarray(rx, float), np.asarray(ry, float)
-        o = np.argsort(rx, kind="stable")
-        ax.plot(rx[o], ry[o], linestyle=":" if lines else "none", marker="." if lines else "x",
-                color="grey", label=name)
-    if labels is not None:
-        first = np.asarray(next(iter(series.values())), float)
-        seen: dict[float, int] = {}
-        for xi, yi, lab in zip(x, first, labels):
-            k = seen[xi] = seen.get(xi, -1) + 1          # stack labels of points at one x
-            ax.annotate(lab, (xi, yi), textcoords="offset points", xytext=(6, -4 - 10 * k),
-                        fontsize=8)
-    if cores is not None and top > cores:
-        ax.axvspan(cores + 0.05, top + 0.5, color="tab:red", alpha=0.08,
-                   label=f"oversubscribed (> {cores} cores)")
-    ax.set_xlim(0.5, top + 0.5)
-    ax.set_ylim(0, top + 0.5)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("speedup")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    fig = new_figure((6, 4.2))
+    ax = fig.subplots()
+    first = next(iter(series), None)
+    draw_speedups(ax, {name: (x, y) for name, y in series.items()}, xlabel=xlabel,
+                  reference=reference, title=title, lines=lines, cores=cores,
+                  notes={first: labels} if labels is not None else None, title_size=12)
     fig.tight_layout()
     return fig

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from seaice_utils.core.scenes import atomic_write_bytes, write_json
+from seaice_utils.core.speedup_plot import draw_speedups
 from seaice_utils.paper import PAPER_TABLE3
 from seaice_utils.report import shown_path, shown_paths
 from seaice_utils.training.launch import launch, prepare_run_dir
@@ -223,31 +224,23 @@ def heldout_table(info: dict, data: dict) -> list[dict[str, Any]]:
 
 
 def plot_speedup(rows: Sequence[dict], *, label: str = "this machine", paper: bool = True):
-    """Speedup against workers with the ideal line (and the paper's A100 figures); a Figure."""
+    """Speedup against workers with the ideal line (and the paper's A100 figures); a pyplot
+    Figure (:func:`~seaice_utils.core.speedup_plot.draw_speedups`), labels: efficiency."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.2, 4.2))
     w = [r["workers"] for r in rows]
-    top = max(w + ([8] if paper else []))
-    ax.plot([1, top], [1, top], "k--", lw=1, label="ideal (linear)")
-    if paper:
-        ax.plot([r["workers"] for r in PAPER_TABLE3], [r["speedup"] for r in PAPER_TABLE3], "s-",
-                color="0.6", label="paper (DGX A100 GPUs)")
-    ax.plot(w, [r["speedup"] for r in rows], "o-", color="C0", lw=2, label=f"{label}, all epochs")
+    measured = {f"{label}, all epochs": (w, [r["speedup"] for r in rows])}
     if "steady_speedup" in rows[0]:
-        ax.plot(w, [r["steady_speedup"] for r in rows], "o:", color="C1",
-                label=f"{label}, steady state")
-    for r in rows:
-        ax.annotate(f"{100 * r['efficiency']:.0f}%", (r["workers"], r["speedup"]),
-                    textcoords="offset points", xytext=(6, -12), fontsize=8, color="C0")
-    ax.set_xlabel("Horovod workers")
-    ax.set_ylabel("speedup (training time, 1 worker / N)")
-    ax.set_xticks(sorted(set(w) | ({1, 2, 4, 6, 8} if paper else set())))
-    ax.set_xlim(0.5, top + 0.5)
-    ax.set_ylim(0, top + 0.5)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
-    ax.set_title("U-Net training: Horovod speedup (labels: efficiency)", fontsize=10)
+        measured[f"{label}, steady state"] = (w, [r["steady_speedup"] for r in rows])
+    reference = {"paper (DGX A100 GPUs)": ([r["workers"] for r in PAPER_TABLE3],
+                                           [r["speedup"] for r in PAPER_TABLE3])} if paper else None
+    draw_speedups(ax, measured, xlabel="Horovod workers", reference=reference,
+                  ylabel="speedup (training time, 1 worker / N)", ideal_label="ideal (linear)",
+                  styles={f"{label}, steady state": "o:"},
+                  notes={f"{label}, all epochs": [f"{100 * r['efficiency']:.0f}%" for r in rows]},
+                  xticks=sorted(set(w) | ({1, 2, 4, 6, 8} if paper else set())),
+                  title="U-Net training: Horovod speedup (labels: efficiency)")
     fig.tight_layout()
     return fig
 

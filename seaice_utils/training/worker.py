@@ -380,7 +380,7 @@ def rank_entry(argv: list[str] | None = None) -> int:
     log = logging.getLogger("seaice")
     log.addHandler(handler)
     log.setLevel(logging.INFO if hv.rank() == 0 else logging.WARNING)
-    if settings.get("pin_cores", True) and not os.environ.get("SEAICE_NO_PIN"):
+    if settings.get("pin_cores", True):
         import tensorflow as tf
 
         if not tf.config.list_physical_devices("GPU"):
