@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from seaice_utils.cli import main
+from seaice_utils.core.ledger import ForeignFilesError
 from seaice_utils.core.png import encode_png
 from seaice_utils.core.scenes import read_scene, write_png
 from seaice_utils.core.tiling import split_tiles
@@ -123,8 +124,11 @@ def test_resume_skips_complete_outputs_and_redoes_damaged_ones(tile_folder, tmp_
     output_paths(out, names[0])["sidecar"].write_text("{half a sidecar")
     output_paths(out, names[1])["classes"].unlink()
     kept = output_paths(out, names[2])["labels"].stat().st_mtime_ns
-    s = run_label_job(folder, out, OPTS, engine="multiprocessing", workers=2, resume=True,
+    with pytest.raises(ForeignFilesError, match="half|json"):   # not the sidecar seaice wrote
+        run_label_job(folder, out, OPTS, engine="multiprocessing", workers=2, resume=True,
                       progress=False)
+    s = run_label_job(folder, out, OPTS, engine="multiprocessing", workers=2, resume=True,
+                      progress=False, overwrite=True)
     assert sorted(s.done) == sorted(names[:2])
     assert sorted(s.skipped) == sorted(names[2:])
     assert len(s.failures) == len(BAD)               # bad inputs are never "done"
@@ -145,7 +149,7 @@ def test_cli_engine_flags_exit_non_zero_with_a_summary(tile_folder, tmp_path, ca
                "--resume", "--expect-size", "none", "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 1 and f"1 labelled, {len(names)} already done, 2 failed" in out
-    assert main(["label", str(folder), str(tmp_path / "o"), "--workers", "0"]) == 2
+    assert main(["label", str(folder), str(tmp_path / "o"), "--workers", "-1"]) == 2
     assert "--workers" in capsys.readouterr().err
     assert main(["label", str(folder), str(tmp_path / "o"), "--spark-master", "local[2]"]) == 2
 
@@ -155,7 +159,7 @@ def test_bad_engine_arguments(tile_folder, tmp_path):
     with pytest.raises(ParamsError, match="engine must be one of"):
         run_label_job(folder, tmp_path, engine="threads")
     with pytest.raises(ParamsError, match="workers must be"):
-        run_label_job(folder, tmp_path, engine="multiprocessing", workers=0)
+        run_label_job(folder, tmp_path, engine="multiprocessing", workers=-1)
     with pytest.raises(ParamsError, match="only apply to the spark engine"):
         run_label_job(folder, tmp_path, engine="sequential", master="local[2]")
     twin = tmp_path / "twin"

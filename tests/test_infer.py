@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from seaice_utils.inference import model as inf_model
+from seaice_utils.engines import scene_outputs
 from seaice_utils.inference import outputs as inf_outputs
 from seaice_utils.inference import predict as infer
 from seaice_utils.inference import runtime as inf_runtime
@@ -261,11 +262,11 @@ def test_class_summary_counts_areas_and_fractions():
     cl[:50] = 2
     cl[50:75] = 1
     cl[75:90] = 0
-    row = inf_outputs.class_summary(cl, pixel_area=400.0, name="s")
+    row = scene_outputs.class_summary(cl, pixel_area=400.0, name="s")
     assert row["thick_ice_pixels"] == 5000 and row["thick_ice_km2"] == pytest.approx(2.0)
     assert row["thin_ice_fraction"] == pytest.approx(2500 / 9000)
     assert row["nodata_pixels"] == 1000 and row["valid_km2"] == pytest.approx(3.6)
-    assert set(row) == set(inf_outputs.SUMMARY_COLUMNS)
+    assert set(row) == set(scene_outputs.SUMMARY_COLUMNS)
 
 
 # ------------------------------------------------------------------------------------------
@@ -369,7 +370,7 @@ def test_predict_files_geotiff_summary_and_resume(tiny_model, scenes, tmp_path):
     cls = cv2.imread(str(out / "geo_classes.png"), cv2.IMREAD_UNCHANGED)
     nodata = sc.image.max(axis=2) == 0
     assert cls.shape == (300, 300) and np.all(cls[nodata] == NODATA) and np.all(cls[~nodata] < 3)
-    pal = cv2.imread(str(out / "geo_map.png"))[..., ::-1]
+    pal = cv2.imread(str(out / "geo_labels.png"))[..., ::-1]
     assert np.all(pal[nodata] == 0)
     with rasterio.open(out / "geo_classes.tif") as g:
         assert g.crs.to_epsg() == 3031
@@ -382,7 +383,7 @@ def test_predict_files_geotiff_summary_and_resume(tiny_model, scenes, tmp_path):
     assert rows["plain"]["pixel_area_m2"] == pytest.approx(100.0)
     assert rows["geo"]["valid_pixels"] == int((~nodata).sum())
     csv_text = (out / "summary.csv").read_text().splitlines()
-    assert csv_text[0].split(",") == list(inf_outputs.SUMMARY_COLUMNS) and len(csv_text) == 3
+    assert csv_text[0].split(",") == list(scene_outputs.SUMMARY_COLUMNS) and len(csv_text) == 3
     meta = json.loads((out / "geo.json").read_text())
     assert meta["model_input"] == "filtered" and meta["filter_applied"] is True
     again = infer.predict_inputs(tiny_model, d, out, resume=True, progress=False)

@@ -83,7 +83,11 @@ def test_resume_skips_finished_and_redoes_damaged(tmp_path, capsys):
     capsys.readouterr()
     output_paths(tmp_path / "out", "b")["sidecar"].write_text("{truncated")
     before = output_paths(tmp_path / "out", "a")["classes"].stat().st_mtime_ns
-    assert main(["label", str(src), str(tmp_path / "out"), "--resume", "--no-progress"]) == 0
+    # b.json is no longer the sidecar seaice wrote: refused by name before any work
+    assert main(["label", str(src), str(tmp_path / "out"), "--resume", "--no-progress"]) == 2
+    assert "b.json" in capsys.readouterr().err
+    assert main(["label", str(src), str(tmp_path / "out"), "--resume", "--overwrite",
+                 "--no-progress"]) == 0
     assert "1 labelled, 2 already done" in capsys.readouterr().out
     assert output_paths(tmp_path / "out", "a")["classes"].stat().st_mtime_ns == before
     assert is_done(tmp_path / "out", "b")

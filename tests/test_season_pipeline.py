@@ -145,8 +145,8 @@ def test_engines_write_the_same_season(season, seq_run):
                "--engine", "multiprocessing", "--workers", "2", "--no-progress", "-q"])
     assert rc == 0
     assert (out / "season_areas.csv").read_bytes() == (seq_run / "season_areas.csv").read_bytes()
-    names = sorted(p.name for p in (seq_run / "dates").iterdir())
-    assert names == sorted(p.name for p in (out / "dates").iterdir()) and len(names) == 12
+    names = sorted(p.name for p in (seq_run / "dates").glob("*.tif"))
+    assert names == sorted(p.name for p in (out / "dates").glob("*.tif")) and len(names) == 12
     for n in names:
         assert (out / "dates" / n).read_bytes() == (seq_run / "dates" / n).read_bytes()
 
@@ -226,7 +226,15 @@ def test_bad_inputs_exit_2_naming_the_problem(season, tmp_path, capsys):
     folder.mkdir()
     shutil.copy(s.root / s.scenes[0]["scene"], folder)
     _undated(folder / "scene_a.tif")
-    assert main(["season", str(folder), str(tmp_path / "o1"), "--no-progress"]) == 2
+    # an undated scene is one bad input: listed by name, the others done, exit 1
+    assert main(["season", str(folder), str(tmp_path / "o1"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "scene_a.tif" in err and "no acquisition date" in err
+    assert (tmp_path / "o1" / "season_areas.csv").is_file()
+    only = tmp_path / "only"
+    only.mkdir()
+    _undated(only / "scene_a.tif")            # nothing usable at all: exit 2, named
+    assert main(["season", str(only), str(tmp_path / "o0"), "--no-progress"]) == 2
     assert "scene_a.tif" in capsys.readouterr().err
     bad = tmp_path / "bad.csv"
     bad.write_text("when,scene\n2019-11-01,x.tif\n")
@@ -245,7 +253,7 @@ def test_spark_engine_writes_the_same_season(season, seq_run):
                "--workers", "2", "--no-progress", "-q"])
     assert rc == 0
     assert (out / "season_areas.csv").read_bytes() == (seq_run / "season_areas.csv").read_bytes()
-    for p in sorted((seq_run / "dates").iterdir()):
+    for p in sorted((seq_run / "dates").glob("*.tif")):
         assert (out / "dates" / p.name).read_bytes() == p.read_bytes(), p.name
     for p in sorted((seq_run / "scenes").glob("*_classes.tif")):
         assert (out / "scenes" / p.name).read_bytes() == p.read_bytes(), p.name

@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 import pytest
 
+from seaice_utils.core.ledger import ForeignFilesError
+
 from seaice_utils.cli import main
 from seaice_utils.data.synthetic import synthesize_scene
 from seaice_utils.engines.outputs import own_outputs, publish_set, set_state
@@ -36,7 +38,8 @@ def _scenes(folder: Path, n: int = 3, size: int = 96) -> list[Path]:
 
 
 def _bytes(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())
+            if p.is_file() and not p.name.startswith(".")}
 
 
 def _strict(text: str):
@@ -106,9 +109,14 @@ def test_resume_redoes_a_scene_whose_files_are_damaged(tmp_path, victim):
     run_label_job(src, out, progress=False)
     good = _bytes(out)
     data = (out / victim).read_bytes()
-    (out / victim).write_bytes(data[: len(data) // 2])           # truncated
+    (out / victim).write_bytes(data[: len(data) // 2])           # truncated, or edited by hand
     assert not is_done(out, "scene1") and is_done(out, "scene0")
-    s = run_label_job(src, out, resume=True, progress=False)
+    changed = (out / victim).read_bytes()
+    # no longer the file seaice recorded: refused before any work, the file kept as it is
+    with pytest.raises(ForeignFilesError, match=f"{victim}.*--overwrite"):
+        run_label_job(src, out, resume=True, progress=False)
+    assert (out / victim).read_bytes() == changed
+    s = run_label_job(src, out, resume=True, progress=False, overwrite=True)
     assert s.done == ["scene1"] and s.skipped == ["scene0"] and s.redone == []
     assert _bytes(out) == good
 
@@ -230,7 +238,7 @@ def test_predict_checks_the_model_before_it_writes_anything(models, geo_scenes, 
     first = predict_inputs(good, geo_scenes, out, progress=False)
     assert first.ok and first.done == ["geo0", "geo1"]
     before = _bytes(out)
-    assert {"geo0_classes.tif", "geo0_map.png", "geo0.json", "summary.csv"} <= set(before)
+    assert {"geo0_classes.tif", "geo0_labels.png", "geo0.json", "summary.csv"} <= set(before)
     with pytest.raises(InputError, match="predicts 4 classes; sea-ice maps need 3"):
         predict_inputs(four, geo_scenes, out, progress=False)
     assert main(["predict", str(four), str(geo_scenes), str(out), "--resume",
@@ -282,8 +290,8 @@ def test_predict_outputs_never_overwrite_inputs(models, tmp_path):
     good, _ = models
     folder = tmp_path / "mixed"
     _scenes(folder, 1)
-    cv2.imwrite(str(folder / "scene0_map.png"), np.full((8, 8, 3), 9, np.uint8))
-    with pytest.raises(InputError, match="would overwrite the input .*scene0_map.png"):
+    cv2.imwrite(str(folder / "scene0_labels.png"), np.full((8, 8, 3), 9, np.uint8))
+    with pytest.raises(InputError, match="would overwrite the input .*scene0_labels.png"):
         predict_inputs(good, folder, folder, progress=False)
 
 

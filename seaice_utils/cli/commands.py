@@ -6,7 +6,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from seaice_utils.core.ledger import OwnedFolders, claim, record_files
+from seaice_utils.core.scenes import Stretch, list_inputs
+from seaice_utils.engines.base import resolve_workers
+from seaice_utils.engines.spark import spark_session
 from seaice_utils.errors import InputError, ParamsError
+from seaice_utils.inference import predict_inputs, predict_options
+from seaice_utils.labelling.jobs import run_label_job
+from seaice_utils.labelling.settings import label_options
+from seaice_utils.params import load_params
+from seaice_utils.season import run_season
 
 __all__ = ["COMMANDS", "configure_logging"]
 
@@ -65,7 +74,8 @@ def _cmd_synth(a) -> int:
     if a.seed is not None:
         params["global"]["seed"] = a.seed
     params = load_params_dict(params, source="command line")
-    recs = ensure_synthetic_dataset(a.out, params, progress=not a.no_progress)
+    with OwnedFolders([Path(a.out)], overwrite=a.overwrite, what="synthetic dataset"):
+        recs = ensure_synthetic_dataset(a.out, params, progress=not a.no_progress)
     print(f"{len(recs)} synthetic scenes in {a.out}")
     return 0
 
@@ -95,40 +105,53 @@ def _expect_size(text: str | None, inputs, tile_size: int):
     return (parts[0], parts[-1])
 
 
-def _cmd_label(a) -> int:
-    from seaice_utils.labelling.jobs import run_label_job
-    from seaice_utils.params import load_params
-    from seaice_utils.labelling.settings import filter_params, thresholds
-    from seaice_utils.core.scenes import list_inputs
-    from seaice_utils.labelling.pipeline import LabelOptions
-    from seaice_utils.core.scenes import Stretch
+def _engine(a, params: dict, section: str) -> tuple[str, int, str | None]:
+    """(engine, workers, Spark master) of a command: its options, else the profile section's
+    ``engine`` / ``workers`` and ``engines.spark_master`` (one meaning of workers everywhere: 0
+    is all cores)."""
+    engine = a.engine or params[section]["engine"]
+    workers = resolve_workers(a.workers if a.workers is not None else params[section]["workers"])
+    master = a.spark_master or params["engines"]["spark_master"]
+    if a.spark_master and engine != "spark":
+        raise ParamsError("--spark-master needs --engine spark")
+    return engine, workers, master if engine == "spark" else None
 
+
+def _stretch(a) -> Stretch:
+    return Stretch(scale=a.scale, offset=a.offset, reflectance_max=a.reflectance_max)
+
+
+def _cmd_label(a) -> int:
     params = load_params(a.params, a.set)
     if a.filter_on:
         params["filter"]["apply_to"] = a.filter_on
-    eng = params["engines"]
-    engine = a.engine or eng["engine"]
-    workers = a.workers if a.workers is not None else eng["workers"]
-    if workers < 1:
-        raise ParamsError(f"--workers must be >= 1 (got {workers})")
+    engine, workers, master = _engine(a, params, "engines")
     files = list_inputs(a.input)
-    opts = LabelOptions(filter_params=None if a.no_filter else filter_params(params),
-                        thresholds=thresholds(params), bands=a.bands, nodata=a.nodata,
-                        stretch=Stretch(scale=a.scale, offset=a.offset,
-                                        reflectance_max=a.reflectance_max),
-                        expect_size=_expect_size(a.expect_size, files,
-                                                 params["global"]["tile_size"]))
+    opts = label_options(params, no_filter=a.no_filter, bands=a.bands, nodata=a.nodata,
+                         stretch=_stretch(a),
+                         expect_size=_expect_size(a.expect_size, files,
+                                                  params["global"]["tile_size"]))
     spark = {}
     if engine == "spark":
-        spark = dict(master=a.spark_master or eng["spark_master"],
-                     output=a.spark_output or eng["spark_output"],
-                     batch_size=eng["spark_batch_size"])
-    elif a.spark_master or a.spark_output:
-        raise ParamsError("--spark-master and --spark-output need --engine spark")
+        spark = dict(master=master, output=a.spark_output or params["engines"]["spark_output"],
+                     batch_size=params["engines"]["spark_batch_size"])
+    elif a.spark_output:
+        raise ParamsError("--spark-output needs --engine spark")
     summary = run_label_job(files, a.output, opts, engine=engine, workers=workers,
-                            resume=a.resume, progress=not a.no_progress, **spark)
+                            resume=a.resume, progress=not a.no_progress, overwrite=a.overwrite,
+                            **spark)
     print(summary.describe())
     return 0 if summary.ok else 1
+
+
+def _filter_from_model(a) -> bool:
+    """Whether a model's recorded filter constants apply: no profile named, no filter key set."""
+    return not a.params and not any(s.strip().startswith("filter.") for s in a.set)
+
+
+#: The folders of an outputs folder that ``seaice reproduce`` writes (its notebooks, through
+#: ``report``, the training and the collection).
+_RUN_FOLDERS = ("tables", "figures", "records", "notebooks", "models", "data", "profiles")
 
 
 def _cmd_reproduce(a) -> int:
@@ -138,19 +161,24 @@ def _cmd_reproduce(a) -> int:
     specs = a.params or ["quick"]
     batch = len(specs) > 1 or Path(specs[0]).is_dir()
     if a.set:
-        specs = _profiles_with_set(specs, a.set, a.outputs)
+        specs = _profiles_with_set(specs, a.set, a.outputs, overwrite=a.overwrite)
+    out = Path(a.outputs)
+    roots = [out / d for d in _RUN_FOLDERS] + [out / "manifest.json", out / "comparison.csv"]
     if batch:
-        from seaice_utils.runner import run_batch
+        from seaice_utils.runner import batch_profiles, run_batch
         from seaice_utils.verify import comparison_text
 
-        rows = run_batch(specs, a.outputs, only=only, notebook_dir=a.notebooks,
-                         progress=not a.no_progress)
+        roots += [out / name for name, _ in batch_profiles(specs)]
+        with OwnedFolders(roots, overwrite=a.overwrite, what="runs"):
+            rows = run_batch(specs, a.outputs, only=only, notebook_dir=a.notebooks,
+                             progress=not a.no_progress)
         print(comparison_text(rows))
         print(f"comparison: {Path(a.outputs) / 'comparison.csv'}   runs: "
               f"{', '.join(str(Path(a.outputs) / r['profile']) for r in rows)}")
         return 0 if all(r["status"] == "ok" for r in rows) else 1
-    m = run_notebooks(specs[0], a.outputs, only=only, notebook_dir=a.notebooks,
-                      progress=not a.no_progress)
+    with OwnedFolders(roots, overwrite=a.overwrite, what="run"):
+        m = run_notebooks(specs[0], a.outputs, only=only, notebook_dir=a.notebooks,
+                          progress=not a.no_progress)
     for nb in m["notebooks"]:
         print(f"{nb['notebook']:<40} {nb['status']:>6} {nb['seconds']:8.1f} s")
     print(f"tables: {Path(a.outputs) / 'tables'}   figures: {Path(a.outputs) / 'figures'}   "
@@ -158,7 +186,8 @@ def _cmd_reproduce(a) -> int:
     return 0
 
 
-def _profiles_with_set(specs: list[str], sets: list[str], outputs: str) -> list[str]:
+def _profiles_with_set(specs: list[str], sets: list[str], outputs: str, *,
+                       overwrite: bool = False) -> list[str]:
     """Each profile of ``specs`` (files, names or folders) with the ``--set`` items applied,
     validated and written to ``<outputs>/profiles/<stem>.yml`` (the notebooks read those, and
     the manifest names them)."""
@@ -172,7 +201,9 @@ def _profiles_with_set(specs: list[str], sets: list[str], outputs: str) -> list[
         if path.resolve() == f.resolve():
             raise InputError(f"--set would overwrite the profile {f}")
         path.parent.mkdir(parents=True, exist_ok=True)
+        claim([path], overwrite=overwrite, what="profile with --set")
         dump_params(load_params(f, sets), path)
+        record_files([path])
         out.append(str(path))
     return out
 
@@ -202,7 +233,11 @@ def _cmd_collect(a) -> int:
             "fallback": "error" if a.no_fallback else None}
     params["collect"].update({k: v for k, v in over.items() if v is not None})
     params = load_params_dict(params, source="command line")
-    with warnings.catch_warnings():
+    roots = [Path(a.outputs) / "data" / params["data"]["source"],
+             Path(a.outputs) / "data" / "synthetic",           # the fallback's dataset
+             Path(a.outputs) / "records" / "data_source.json"]
+    with warnings.catch_warnings(), OwnedFolders(roots, overwrite=a.overwrite,
+                                                 what="collected scenes"):
         warnings.simplefilter("ignore", UserWarning)  # the fallback is printed below
         res = collect(params, a.outputs, progress=not a.no_progress)
     print(res.message(), file=sys.stderr if res.fell_back else sys.stdout)
@@ -217,68 +252,45 @@ def _cmd_train(a) -> int:
     if a.workers < 1:
         raise SystemExit(f"seaice train: --workers must be >= 1 (got {a.workers})")
     labels = ("man", "auto") if a.labels == "both" else (a.labels,)
-    return train_cli(a.params, a.outputs, labels=labels, workers=a.workers, hosts=a.hosts,
-                     epochs=a.epochs, mixed_precision=a.mixed_precision, xla=a.xla,
-                     progress=not a.no_progress, overrides=a.set)
+    roots = [Path(a.outputs) / "models", Path(a.outputs) / "records"]
+    with OwnedFolders(roots, overwrite=a.overwrite, what="models and their records"):
+        return train_cli(a.params, a.outputs, labels=labels, workers=a.workers, hosts=a.hosts,
+                         epochs=a.epochs, mixed_precision=a.mixed_precision, xla=a.xla,
+                         progress=not a.no_progress, overrides=a.set)
 
 
 def _cmd_predict(a) -> int:
-    from seaice_utils.inference import predict_inputs, predict_options
-    from seaice_utils.params import load_params
-    from seaice_utils.core.scenes import Stretch
-
     params = load_params(a.params, a.set)
-    if not a.params:           # the filter constants the model was trained with, when recorded
-        from seaice_utils.inference import read_model_settings
-
-        try:
-            recorded = read_model_settings(a.model).filter_params()
-        except Exception:      # a missing or unreadable model is reported by predict_inputs
-            recorded = None
-        if recorded is not None:
-            constants = recorded.to_dict()
-            params["filter"].update({k: v for k, v in constants.items() if k in params["filter"]})
-            _log().info(f"filter constants: from the model's training settings "
-                        f"({', '.join(f'{k}={v}' for k, v in constants.items())})")
-    if a.filter_on:
-        params["filter"]["apply_to"] = a.filter_on
-    inf = params["inference"]
-    if a.workers is not None and a.workers < 0:
-        raise ParamsError(f"--workers must be >= 0 (got {a.workers})")
     opts = predict_options(
-        params, input=a.input_kind, apply_filter=False if a.no_filter else (True if a.filter
-                                                                            else None),
+        params, model=a.model, filter_from_model=_filter_from_model(a), filter_on=a.filter_on,
+        input=a.input_kind, apply_filter=False if a.no_filter else (True if a.filter else None),
         overlap=a.overlap, blend=a.blend, batch_size=a.batch_size, runtime=a.runtime,
-        bands=a.bands,
-        nodata=a.nodata, pixel_size_m=a.pixel_size, geotiff=False if a.no_geotiff else None,
-        stretch=Stretch(scale=a.scale, offset=a.offset, reflectance_max=a.reflectance_max))
-    engine = a.engine or inf["engine"]
-    workers = a.workers if a.workers is not None else inf["workers"]
+        bands=a.bands, nodata=a.nodata, pixel_size_m=a.pixel_size,
+        geotiff=False if a.no_geotiff else None, stretch=_stretch(a))
+    engine, workers, master = _engine(a, params, "inference")
     spark = None
-    if a.spark_master:
-        if engine != "spark":
-            raise ParamsError("--spark-master needs --engine spark")
-        from seaice_utils.engines.spark import spark_session
-
-        spark = spark_session(a.spark_master, app_name="seaice-predict",
-                              progress=not a.no_progress)
-    summary = predict_inputs(a.model, a.input, a.output, opts, engine=engine,
-                             workers=workers or None, resume=a.resume,
-                             progress=not a.no_progress, spark=spark)
+    if engine == "spark" and master:
+        spark = spark_session(master, app_name="seaice-predict", progress=not a.no_progress)
+    summary = predict_inputs(a.model, a.input, a.output, opts, engine=engine, workers=workers,
+                             resume=a.resume, progress=not a.no_progress, spark=spark,
+                             overwrite=a.overwrite)
     print(summary.describe())
     return 0 if summary.ok else 1
 
 
 def _cmd_season(a) -> int:
-    from seaice_utils.params import load_params
-    from seaice_utils.season import run_season
-
-    if a.workers < 1:
-        raise ParamsError(f"--workers must be >= 1 (got {a.workers})")
-    res = run_season(a.input, a.output, model=a.model, labels=a.labels,
-                     params=load_params(a.params, a.set), engine=a.engine, workers=a.workers,
-                     resume=a.resume, progress=not a.no_progress, cloud_mask_dir=a.cloud_masks)
-    print(res.job.describe())
+    params = load_params(a.params, a.set)
+    engine, workers, master = _engine(a, params, "season")
+    spark = None
+    if engine == "spark" and master:
+        spark = spark_session(master, app_name="seaice-season", progress=not a.no_progress)
+    res = run_season(a.input, a.output, model=a.model, labels=a.labels, params=params,
+                     engine=engine, workers=workers, resume=a.resume,
+                     progress=not a.no_progress, cloud_mask_dir=a.cloud_masks,
+                     overwrite=a.overwrite, filter_from_model=_filter_from_model(a),
+                     spark=spark)
+    if res.job is not None:
+        print(res.job.describe())
     print("\n".join(res.lines()))
     for name, msg in res.failures:
         print(f"failed: {name}: {msg}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from seaice_utils import __version__
+from seaice_utils.engines.base import ENGINES
 
 __all__ = ["build_parser", "SET_COMMANDS"]
 
@@ -36,6 +37,23 @@ def _add_input_options(p: argparse.ArgumentParser, bands_help: str) -> None:
                    help="reflectance offset added after scaling (-0.1 for L2A baseline >= 04.00)")
 
 
+def _add_engine_options(p: argparse.ArgumentParser, section: str) -> None:
+    """How the work is spread, the same options for every command that runs on the engines;
+    their defaults come from the profile section ``section``."""
+    p.add_argument("--engine", choices=ENGINES, help=f"how to spread the work (default: "
+                   f"{section}.engine of the profile, sequential)")
+    p.add_argument("--workers", type=int, help=f"worker processes or Spark task slots, 0 = all "
+                   f"cores (default: {section}.workers of the profile)")
+    p.add_argument("--spark-master", help="Spark master: local[N], local[N,F] or "
+                   "spark://host:port (default: engines.spark_master, else local[workers]); on a "
+                   "cluster OUTPUT must be on storage every executor can write to")
+
+
+def _add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--overwrite", action="store_true", help=f"let {what} replace files seaice "
+                   "did not write (without it such files stop the command before any work)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="seaice", description="Sea-ice classification of Sentinel-2 "
                                  "imagery: auto-labelling, U-Net training, evaluation.")
@@ -57,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cloud-cover", type=float)
     s.add_argument("--shadow-cover", type=float)
     s.add_argument("--nodata-wedge-fraction", type=float)
+    _add_overwrite(s, "the dataset")
     s.add_argument("--no-progress", action="store_true")
 
     lb = sub.add_parser("label", help="auto-label a scene or a folder of scenes/tiles")
@@ -70,13 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "for a B1..B12 stack)")
     lb.add_argument("--resume", action="store_true", help="skip inputs whose outputs are complete "
                     "and made with the same settings from the same input; redo the others")
-    lb.add_argument("--engine", choices=("sequential", "multiprocessing", "spark"),
-                    help="how to spread the work (default: engines.engine of the profile, "
-                    "sequential)")
-    lb.add_argument("--workers", type=int, help="worker processes or Spark task slots "
-                    "(default: engines.workers, 2)")
-    lb.add_argument("--spark-master", help="Spark master: local[N], local[N,F] or "
-                    "spark://host:port (default local[workers])")
+    _add_engine_options(lb, "engines")
+    _add_overwrite(lb, "the outputs")
     lb.add_argument("--spark-output", choices=("executors", "driver"),
                     help="Spark: executors write the labels, or the driver collects and writes "
                     "them (default: engines.spark_output)")
@@ -94,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--only", help="comma-separated notebook numbers to run, e.g. 02,03")
     r.add_argument("--notebooks", help="folder of the numbered notebooks (default: notebooks/ "
                    "of the working directory or a folder above it)")
+    _add_overwrite(r, "the tables, figures and records")
     r.add_argument("--no-progress", action="store_true")
 
     v = sub.add_parser("verify", help="compare two runs (outputs folders or manifest.json): "
@@ -116,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-scenes", type=int, help="override collect.max_scenes")
     c.add_argument("--format", dest="export_format", choices=("geotiff8", "geotiff16", "png8"),
                    help="override collect.export_format")
+    _add_overwrite(c, "the collected scenes and catalogue")
     c.add_argument("--no-fallback", action="store_true", help="fail (exit 1) instead of "
                    "falling back to the synthetic dataset when the source cannot be used")
     c.add_argument("--no-progress", action="store_true")
@@ -135,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--mixed-precision", action="store_true", default=None,
                     help="mixed_float16 (GPU runs)")
     tr.add_argument("--xla", action="store_true", default=None, help="XLA auto-clustering (GPU)")
+    _add_overwrite(tr, "the models and their records")
     tr.add_argument("--no-progress", action="store_true")
 
     pr = sub.add_parser("predict", help="sea-ice maps of scenes with a trained U-Net (class map "
@@ -143,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "input it was trained on")
     pr.add_argument("input", help="scene file (PNG, TIFF, georeferenced Sentinel-2 GeoTIFF) or a "
                     "folder of them")
-    pr.add_argument("output", help="output folder (<name>_classes.png, <name>_map.png, "
+    pr.add_argument("output", help="output folder (<name>_classes.png, <name>_labels.png, "
                     "<name>_classes.tif, <name>.json, summary.csv)")
     pr.add_argument("--params", help="profile for the filter and inference settings (default: "
                     "the filter constants recorded with the model in training.json, else the "
@@ -171,12 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--pixel-size", type=float, help="pixel side in metres for the areas "
                     "(default: from the GeoTIFF's transform, else inference.pixel_size_m, 10)")
     pr.add_argument("--no-geotiff", action="store_true", help="no GeoTIFF output")
-    pr.add_argument("--engine", choices=("sequential", "multiprocessing", "spark"),
-                    help="how scenes are spread (default: inference.engine, sequential)")
-    pr.add_argument("--workers", type=int, help="processes or Spark cores (default: "
-                    "inference.workers; 0 = all cores)")
-    pr.add_argument("--spark-master", help="Spark master (default local[workers]); on a cluster "
-                    "OUTPUT must be on storage every executor can write to")
+    _add_engine_options(pr, "inference")
+    _add_overwrite(pr, "the outputs")
     pr.add_argument("--resume", action="store_true", help="skip scenes whose outputs are complete "
                     "and made with the same model and options from the same input; redo the others")
     pr.add_argument("--no-progress", action="store_true")
@@ -191,11 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--labels", choices=("auto",), default="auto",
                      help="without a model: auto-labels (default)")
     se.add_argument("--params", help="profile (default: the paper's constants)")
-    se.add_argument("--engine", choices=("sequential", "multiprocessing", "spark"),
-                    default="sequential")
-    se.add_argument("--workers", type=int, default=1)
+    _add_engine_options(se, "season")
     se.add_argument("--resume", action="store_true", help="redo no scene whose outputs are "
-                    "complete and made the same way")
+                    "complete and made the same way (a rerun of the season a folder holds "
+                    "always does)")
+    _add_overwrite(se, "this season (an OUTPUT holding another season: its files are "
+                   "replaced as a set)")
     se.add_argument("--cloud-masks", metavar="DIR", help="folder of cloud-probability masks "
                     "(percent) named like the scenes; pixels >= season.cloud_probability are "
                     "not observed")

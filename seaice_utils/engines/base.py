@@ -61,20 +61,47 @@ Examples
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TypeVar
 
+import cv2
+
 from seaice_utils.engines.outputs import fingerprint, input_record, set_state, settings_digest
 from seaice_utils.errors import InputError, ParamsError, SeaIceError
 
-__all__ = ["ENGINES", "JobSummary", "Task", "chunk", "partition", "default_chunk_size",
-           "check_unique_names", "check_engine", "run_one"]
+__all__ = ["ENGINES", "INPUT_ERRORS", "describe_error", "JobSummary", "Task", "chunk", "partition", "default_chunk_size",
+           "check_unique_names", "check_engine", "resolve_workers", "run_one"]
 
+#: The engines, by name: the one list every option, profile key and check derives from.
 ENGINES = ("sequential", "multiprocessing", "spark")
 
 T = TypeVar("T")
+
+#: Errors of one input that are reported by name, never raised, when many inputs run: bad input
+#: (seaice's checks), an undecodable file (OpenCV), a file system error (a full disk included),
+#: an allocation that failed.
+INPUT_ERRORS: tuple[type[BaseException], ...] = (SeaIceError, OSError, MemoryError, cv2.error)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line saying why an input failed (no traceback, no OpenCV source locations).
+
+    >>> describe_error(OSError(errno.ENOSPC, "No space left on device", "/data/out/a.png"))
+    'no space left on /data/out: No space left on device'
+    """
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        where = Path(exc.filename).parent if exc.filename else "the output folder"
+        return f"no space left on {where}: {exc.strerror or 'disk full'}"
+    if isinstance(exc, MemoryError):
+        return "not enough memory to process it (see global.worker_memory_gb)"
+    if isinstance(exc, cv2.error):
+        text = (getattr(exc, "err", "") or str(exc)).strip().splitlines()
+        return f"cannot be decoded (OpenCV: {text[-1].strip() if text else 'error'})"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 #: One file's outcome: (status, name, payload or error message); status is ``"done"``,
 #: ``"redone"``, ``"skipped"`` or ``"failed"``, name the file's stem (its name, with suffix, for failures).
@@ -108,6 +135,11 @@ class JobSummary:
         ``reduce``, ``total`` (load + map + reduce).
     verb : str
         What ``done`` means, for :meth:`describe` (``"labelled"``, ``"predicted"``).
+    rows : list of dict
+        Per-scene summary rows (:func:`~seaice_utils.engines.scene_outputs.class_summary`) of
+        the done and skipped inputs, in input order, when the job keeps them (prediction).
+    summary_csv : Path or None
+        Where those rows were written (``summary.csv``).
     """
 
     done: list[str] = field(default_factory=list)
@@ -121,10 +153,18 @@ class JobSummary:
     n_inputs: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     verb: str = "done"
+    rows: list[dict] = field(default_factory=list)
+    summary_csv: Path | None = None
 
     @property
     def ok(self) -> bool:
         return not self.failures
+
+    @property
+    def model_loads(self) -> dict[int, Any]:
+        """What each worker process's ``setup`` returned (prediction: how many times it loaded
+        the model; 1 each)."""
+        return self.setups
 
     def add(self, result: Result) -> None:
         """Record one file's outcome."""
@@ -146,6 +186,8 @@ class JobSummary:
         if self.redone:
             s += f" ({len(self.redone)} redone: settings or input changed)"
         s += f", {len(self.skipped)} already done, {len(self.failures)} failed"
+        if self.summary_csv:
+            s += f"; summary: {self.summary_csv}"
         for name, err in self.failures:
             s += f"\n  FAILED {name}: {err}"
         return s
@@ -159,7 +201,7 @@ class Task:
     """
 
     #: Exceptions of one input that are reported as failures, not raised.
-    errors: tuple[type[BaseException], ...] = (SeaIceError,)
+    errors: tuple[type[BaseException], ...] = INPUT_ERRORS
     #: Progress bar text and unit; :attr:`JobSummary.verb`.
     desc, unit, verb = "processing", "file", "done"
     #: Spark application name when the engine starts the session.
@@ -197,6 +239,11 @@ class Task:
     def output_paths(self, name: str) -> dict[str, Path]:
         """The output files of the input named ``name`` (file stem), the sidecar last."""
         raise NotImplementedError
+
+    def job_outputs(self) -> list[Path]:
+        """Files the job writes besides each input's set (e.g. ``summary.csv``): checked for
+        ownership with the sets before any work."""
+        return []
 
     def settings(self) -> dict:
         """Everything besides the input that determines its outputs (for the fingerprint)."""
@@ -256,7 +303,7 @@ def run_one(task: Task, path: str | os.PathLike, *, resume: bool = False) -> Res
     try:
         payload = task.run(path)
     except task.errors as exc:
-        return "failed", path.name, str(exc) or type(exc).__name__
+        return "failed", path.name, describe_error(exc)
     return ("redone" if redo else "done"), path.stem, payload
 
 
@@ -266,6 +313,23 @@ def check_engine(engine: str, workers: int) -> None:
         raise ParamsError(f"engine must be one of {', '.join(ENGINES)} (got {engine!r})")
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ParamsError(f"workers must be an integer >= 1 (got {workers!r})")
+
+
+def resolve_workers(workers: int | None) -> int:
+    """The one meaning of a worker count, for every command and profile: N >= 1 processes (or
+    Spark task slots), 0 or None all cores of this machine.
+
+    >>> resolve_workers(3)
+    3
+    >>> resolve_workers(0) == (os.cpu_count() or 1)
+    True
+    """
+    if workers is None or workers == 0:
+        return os.cpu_count() or 1
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise ParamsError(f"--workers / workers must be an integer >= 0, 0 for all cores "
+                          f"(got {workers!r})")
+    return workers
 
 
 def chunk(items: Sequence[T], size: int) -> list[list[T]]:

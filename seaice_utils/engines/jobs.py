@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 from seaice_utils.engines.base import JobSummary, Task, check_engine, check_unique_names
 from seaice_utils.engines.local import run_multiprocessing, run_sequential
+from seaice_utils.core.ledger import claim
 from seaice_utils.engines.outputs import (check_collisions, check_output_folder, own_outputs,
                                           remove_stale_temporaries)
 from seaice_utils.errors import ParamsError
@@ -16,12 +17,15 @@ from seaice_utils.errors import ParamsError
 __all__ = ["run_job", "prepare_outputs"]
 
 
-def prepare_outputs(task: Task, inputs: Sequence[str | os.PathLike]) -> list[Path]:
+def prepare_outputs(task: Task, inputs: Sequence[str | os.PathLike], *,
+                    overwrite: bool = False) -> list[Path]:
     """Check the task's output folder before any work and return the inputs to run.
 
     The folder is created and must be writable; temporary files a killed run left there are
     removed; files the task wrote earlier (recorded in its sidecars) are not inputs, even when
-    the output folder is the input folder; and no output may overwrite an input.
+    the output folder is the input folder; no output may overwrite an input; and no output may
+    replace a file seaice did not write (:func:`~seaice_utils.core.ledger.claim`; ``overwrite``
+    allows it).
     """
     files = [Path(f) for f in inputs]
     out = getattr(task, "out_dir", None)
@@ -33,13 +37,15 @@ def prepare_outputs(task: Task, inputs: Sequence[str | os.PathLike]) -> list[Pat
     check_unique_names(files)
     if out is not None:
         check_collisions(files, ((f, task.output_paths(f.stem)) for f in files))
+        planned = [p for f in files for p in task.output_paths(f.stem).values()]
+        claim(planned + list(task.job_outputs()), overwrite=overwrite)
     return files
 
 
 def run_job(task: Task, inputs: Sequence[str | os.PathLike], *, engine: str = "sequential",
             workers: int = 1, resume: bool = False, progress: bool = True,
             chunk_size: int | None = None, start_method: str | None = None,
-            **spark_options: Any) -> JobSummary:
+            overwrite: bool = False, **spark_options: Any) -> JobSummary:
     """Run ``task`` on every input file with the chosen engine; collect failures, don't raise.
 
     Parameters
@@ -61,6 +67,8 @@ def run_job(task: Task, inputs: Sequence[str | os.PathLike], *, engine: str = "s
         :func:`~seaice_utils.engines.base.default_chunk_size`).
     start_method : str, optional
         Multiprocessing start method (default: the task's, else ``fork`` on Linux).
+    overwrite : bool
+        Let outputs replace files seaice did not write (else refused before any work).
     **spark_options
         Passed to :func:`seaice_utils.engines.spark.run_spark_job` (``master``, ``spark``,
         ``output``, ``batch_size``, ``tasks_per_slot``, ``cache``, ``conf``, ``warm``).
@@ -77,13 +85,13 @@ def run_job(task: Task, inputs: Sequence[str | os.PathLike], *, engine: str = "s
         Unknown engine, ``workers`` < 1, Spark options for another engine.
     InputError
         Two inputs with the same name (they would write the same outputs), an output folder
-        that is a file or cannot be written, outputs that would overwrite an input
-        (:func:`prepare_outputs`).
+        that is a file or cannot be written, outputs that would overwrite an input or a file
+        seaice did not write (:func:`prepare_outputs`).
     """
     check_engine(engine, workers)
     if spark_options and engine != "spark":
         raise ParamsError(f"options {sorted(spark_options)} only apply to the spark engine")
-    files = prepare_outputs(task, inputs)
+    files = prepare_outputs(task, inputs, overwrite=overwrite)
     if engine == "spark":
         from seaice_utils.engines.spark import run_spark_job
 

@@ -41,12 +41,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from seaice_utils import __version__
-from seaice_utils.core.scenes import atomic_write_bytes, json_bytes
+from seaice_utils.core.scenes import json_bytes
 from seaice_utils.report import sha256_file
 from seaice_utils.errors import InputError
 
@@ -56,6 +57,8 @@ __all__ = ["fingerprint", "settings_digest", "input_record", "publish_set", "set
 
 #: Key of the sidecar in a task's output paths (always the last key).
 SIDECAR = "sidecar"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -95,26 +98,54 @@ def publish_set(paths: Mapping[str, Path], outputs: Mapping[str, bytes], *,
     ``fingerprint`` when given). Keys of ``paths`` missing from ``outputs`` are optional outputs
     not made for this input (an old file of that name is removed, so the set stays consistent).
     Returns the sidecar as written.
+
+    Nothing is half-published: every file is first written in full to a temporary file beside
+    it; only when all are written (a full disk fails here, and the earlier set stays as it was)
+    is the old sidecar removed, the files renamed into place, and the new sidecar written.
     """
     side = Path(paths[SIDECAR])
+    files, staged = {}, []
+    try:
+        for key, path in paths.items():
+            if key == SIDECAR or outputs.get(key) is None:
+                continue
+            path, data = Path(path), outputs[key]
+            staged.append((_stage(path, data), path))
+            files[key] = {"file": path.name, "bytes": len(data), "sha256": sha256_bytes(data)}
+        meta = json.loads(outputs[SIDECAR])
+        meta["outputs"] = files
+        if fingerprint is not None:
+            meta["fingerprint"] = dict(fingerprint)
+        side_data = json_bytes(meta)
+        staged.append((_stage(side, side_data), side))
+    except BaseException:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+        raise
     side.unlink(missing_ok=True)                 # incomplete from here until the sidecar is back
-    files = {}
     for key, path in paths.items():
-        if key == SIDECAR:
-            continue
-        path = Path(path)
-        if key not in outputs or outputs[key] is None:
-            path.unlink(missing_ok=True)
-            continue
-        data = outputs[key]
-        atomic_write_bytes(path, data)
-        files[key] = {"file": path.name, "bytes": len(data), "sha256": sha256_bytes(data)}
-    meta = json.loads(outputs[SIDECAR])
-    meta["outputs"] = files
-    if fingerprint is not None:
-        meta["fingerprint"] = dict(fingerprint)
-    atomic_write_bytes(side, json_bytes(meta))
+        if key != SIDECAR and outputs.get(key) is None:
+            Path(path).unlink(missing_ok=True)
+    for tmp, path in staged:
+        os.replace(tmp, path)                    # the sidecar is staged last, so renamed last
     return meta
+
+
+def _stage(path: Path, data: bytes) -> str:
+    """``data`` written in full to a temporary file beside ``path`` (``.<name>.<random>.tmp``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+    except OSError as exc:
+        os.unlink(tmp)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None   # named: which folder
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
 
 
 def read_sidecar(path: str | os.PathLike) -> dict | None:
@@ -195,7 +226,7 @@ def check_collisions(files: Sequence[Path], outputs_of: Iterable[tuple[Path, Map
                 raise InputError(
                     f"the outputs of {Path(src).name} would overwrite the input {hit}: write "
                     "the outputs to another folder (the output folder must not hold inputs whose "
-                    "names end like the outputs: _classes, _labels, _map)")
+                    "names end like the outputs: _classes, _labels)")
 
 
 def remove_stale_temporaries(out_dir: str | os.PathLike, *, older_than_s: float = 60.0) -> int:

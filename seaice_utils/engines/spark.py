@@ -48,7 +48,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from seaice_utils.engines.base import JobSummary, Task, check_unique_names
+from seaice_utils.engines.base import JobSummary, Task, check_unique_names, describe_error
 from seaice_utils.engines.session import package_zip, spark_home, spark_session
 from seaice_utils.errors import ParamsError, SeaIceError
 
@@ -123,7 +123,7 @@ def _make_mapper(task: Task, token: str, workers: int, output: str, wanted: froz
                     else:
                         res.update(outputs)
                 except run.errors as exc:
-                    res.update(status="failed", error=str(exc) or type(exc).__name__)
+                    res.update(status="failed", error=describe_error(exc))
                 for k, v in res.items():
                     rows[k].append(v)
             yield pd.DataFrame(rows)

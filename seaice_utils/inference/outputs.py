@@ -1,32 +1,19 @@
-"""What full-scene inference writes: class maps, GeoTIFFs, per-scene class areas.
+"""The area of a scene's pixel, for its per-scene class areas.
 
-Class map (0 open water, 1 thin ice, 2 thick ice, 255 no-data), no-data stays no-data; a palette
-PNG (red thick, blue thin, green water); a Cloud-Optimised GeoTIFF with the input's CRS and
-transform when it had them (:func:`seaice_utils.core.geotiff.class_map_cog`); and a per-scene
-summary of pixels, area (km^2) and fraction of each class (:func:`class_summary`), the number a
-polar scientist wants. The pixel area comes from the
-transform (metres for projected CRSs, an approximation at the scene's centre latitude for
-geographic ones) or ``pixel_size_m`` (10 m, Sentinel-2's visible bands) without one
+What a scene's prediction writes (class maps, palette PNG, COG, sidecar, the summary row) is the
+scene output set of :mod:`seaice_utils.engines.scene_outputs`, shared with auto-labelling. The
+pixel area comes from the transform (metres for projected CRSs, an approximation at the scene's
+centre latitude for geographic ones) or ``pixel_size_m`` (10 m, Sentinel-2's visible bands) without one
 (:func:`pixel_area_m2`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-import os
-from pathlib import Path
-from typing import Any, Sequence
 
-import numpy as np
-
-from seaice_utils.core.classes import CLASS_NAMES
-from seaice_utils.core.scenes import atomic_write_bytes
 from seaice_utils.errors import InputError
 
-__all__ = ["pixel_area_m2", "class_summary", "SUMMARY_COLUMNS", "write_summary_csv",
-           "output_paths"]
+__all__ = ["pixel_area_m2"]
 
 
 def pixel_area_m2(meta: dict | None, shape: tuple[int, int] | None = None, *,
@@ -71,52 +58,3 @@ def pixel_area_m2(meta: dict | None, shape: tuple[int, int] | None = None, *,
         except Exception:  # unparsable CRS: the determinant, in its own units
             return det, "transform (unknown CRS units taken as metres)"
     return float(default_pixel_size_m) ** 2, f"default pixel size {default_pixel_size_m:g} m"
-
-
-_CLASS_KEYS = {c: name.replace(" ", "_") for c, name in CLASS_NAMES.items()}
-#: Columns of the per-scene summary (one row per scene).
-SUMMARY_COLUMNS = (["scene", "height", "width", "pixel_area_m2", "pixel_area_source",
-                    "valid_pixels", "nodata_pixels", "valid_km2"]
-                   + [f"{_CLASS_KEYS[c]}_{k}" for c in sorted(CLASS_NAMES)
-                      for k in ("pixels", "km2", "fraction")])
-
-
-def class_summary(classes: np.ndarray, *, pixel_area: float = 100.0, name: str = "scene",
-                  area_source: str = "") -> dict[str, Any]:
-    """Pixels, area (km^2) and fraction of valid pixels of each class of one class map.
-
-    >>> row = class_summary(np.array([[0, 1], [2, 255]], np.uint8), pixel_area=1e6)
-    >>> row["thick_ice_km2"], row["open_water_fraction"], row["nodata_pixels"]
-    (1.0, 0.3333333333333333, 1)
-    """
-    counts = np.bincount(classes.ravel(), minlength=256)
-    valid = int(sum(counts[c] for c in CLASS_NAMES))
-    row: dict[str, Any] = {"scene": name, "height": int(classes.shape[0]),
-                           "width": int(classes.shape[1]), "pixel_area_m2": float(pixel_area),
-                           "pixel_area_source": area_source, "valid_pixels": valid,
-                           "nodata_pixels": int(classes.size - valid),
-                           "valid_km2": valid * pixel_area / 1e6}
-    for c in sorted(CLASS_NAMES):
-        n = int(counts[c])
-        key = _CLASS_KEYS[c]
-        row[f"{key}_pixels"] = n
-        row[f"{key}_km2"] = n * pixel_area / 1e6
-        row[f"{key}_fraction"] = n / valid if valid else float("nan")
-    return row
-
-
-def write_summary_csv(path: str | os.PathLike, rows: Sequence[dict]) -> Path:
-    """Write per-scene summary rows (:data:`SUMMARY_COLUMNS`) as CSV, atomically."""
-    buf = io.StringIO()
-    wr = csv.DictWriter(buf, fieldnames=list(SUMMARY_COLUMNS), extrasaction="ignore")
-    wr.writeheader()
-    wr.writerows(rows)
-    atomic_write_bytes(path, buf.getvalue().encode())
-    return Path(path)
-
-
-def output_paths(out_dir: str | os.PathLike, name: str) -> dict[str, Path]:
-    """Files written for scene ``name``: class map, palette map, GeoTIFF, sidecar JSON."""
-    out = Path(out_dir)
-    return {"classes": out / f"{name}_classes.png", "map": out / f"{name}_map.png",
-            "geotiff": out / f"{name}_classes.tif", "sidecar": out / f"{name}.json"}

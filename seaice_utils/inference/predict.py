@@ -15,7 +15,7 @@ write to.
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import time
 import warnings
@@ -25,28 +25,32 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from seaice_utils.core.classes import NODATA, THICK, THIN, WATER, to_palette
-from seaice_utils.core.geotiff import class_map_cog
-from seaice_utils.core.png import encode_png
-from seaice_utils.core.scenes import Stretch, json_bytes, list_inputs, read_scene
-from seaice_utils.engines.base import ENGINES, Task, check_engine
+from seaice_utils.core.classes import N_CLASSES, PREDICTED_CODES
+from seaice_utils.core.budget import PREDICT_BYTES_PER_PIXEL
+from seaice_utils.core.scenes import Stretch, list_inputs, read_scene
+from seaice_utils.engines.base import (ENGINES, JobSummary, Task, check_engine, describe_error,
+                                       resolve_workers)
 from seaice_utils.engines.jobs import run_job
-from seaice_utils.engines.outputs import publish_set
+from seaice_utils.engines.scene_outputs import (class_summary, encode_scene, publish_scene,
+                                                scene_output_paths, summary_row_of,
+                                                write_summary_csv)
 from seaice_utils.report import sha256_file
 from seaice_utils.errors import InputError, SeaIceError
 from seaice_utils.inference.model import (ModelSettings, check_model, load_model, model_input,
-                                          norm_input)
-from seaice_utils.inference.outputs import (class_summary, output_paths, pixel_area_m2,
-                                            write_summary_csv)
+                                          norm_input, read_model_settings)
+from seaice_utils.inference.outputs import pixel_area_m2
 from seaice_utils.inference.runtime import RUNTIMES, make_predict_fn, register_cache
 from seaice_utils.inference.stitch import BLENDS, BORDERS, predict_scene
 from seaice_utils.labelling.cloudfilter import FilterParams
+from seaice_utils.labelling.settings import filter_params, memory_limit_bytes
 
-__all__ = ["ENGINES", "PredictOptions", "predict_options", "PredictSummary", "PredictTask",
+_LOG = logging.getLogger("seaice")
+
+__all__ = ["ENGINES", "PredictOptions", "predict_options", "PredictTask",
            "predict_file", "predict_inputs", "check_classes"]
 
 #: The codes a predicted class map may hold: the classes and no-data.
-KNOWN_CODES = np.array(sorted((WATER, THIN, THICK, NODATA)), np.uint8)
+KNOWN_CODES = np.array(sorted(PREDICTED_CODES), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,8 @@ class PredictOptions:
     default_pixel_size_m: float = 10.0
     geotiff: bool = True
     runtime: str = "auto"
+    #: Memory one worker may use for a scene (bytes; None: no limit), checked before decoding.
+    max_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.input is not None:
@@ -104,16 +110,39 @@ class PredictOptions:
 
     def describe(self) -> dict:
         d = asdict(self)
+        d.pop("max_bytes")       # which scenes are refused, not what an accepted one gives
         d["stretch"] = self.stretch.describe()
         return d
 
 
-def predict_options(params: dict, **overrides: Any) -> PredictOptions:
-    """:class:`PredictOptions` from a loaded profile (``inference`` and ``filter`` sections)."""
-    from seaice_utils.labelling.settings import filter_params
+def predict_options(params: dict, *, model: str | os.PathLike | None = None,
+                    filter_from_model: bool = False, filter_on: str | None = None,
+                    **overrides: Any) -> PredictOptions:
+    """:class:`PredictOptions` from a loaded profile (``inference``, ``filter`` and the worker
+    memory limit), for ``seaice predict``, ``seaice season --model`` and the notebooks alike.
 
+    With ``filter_from_model`` (the user named no profile and set no filter constant), the filter
+    constants the ``model`` was trained with, as its ``training.json`` records them, replace the
+    profile's: the same model and scene then give the same map through every command.
+    ``filter_on`` (``scene`` or ``tile``) replaces ``filter.apply_to`` last. ``overrides`` that
+    are not None replace the built options' fields.
+    """
     inf = params.get("inference", {})
-    kw: dict[str, Any] = {"filter_params": filter_params(params)}
+    flt = dict(params["filter"])
+    if model is not None and filter_from_model:
+        try:
+            recorded = read_model_settings(model).filter_params()
+        except Exception:      # a missing or unreadable model is reported when it is loaded
+            recorded = None
+        if recorded is not None:
+            constants = {k: v for k, v in recorded.to_dict().items() if k in flt}
+            flt.update(constants)
+            _LOG.info("filter constants: from the model's training settings (%s)",
+                      ", ".join(f"{k}={v}" for k, v in constants.items()))
+    if filter_on:
+        flt["apply_to"] = filter_on
+    kw: dict[str, Any] = {"filter_params": filter_params({**params, "filter": flt}),
+                          "max_bytes": memory_limit_bytes(params)}
     for k in ("overlap", "batch_size", "blend", "border", "geotiff", "runtime"):
         if k in inf:
             kw[k] = inf[k]
@@ -121,46 +150,6 @@ def predict_options(params: dict, **overrides: Any) -> PredictOptions:
         kw["default_pixel_size_m"] = float(inf["pixel_size_m"])
     kw.update({k: v for k, v in overrides.items() if v is not None})
     return PredictOptions(**kw)
-
-
-@dataclass
-class PredictSummary:
-    """Outcome of predicting many files."""
-
-    done: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    redone: list[str] = field(default_factory=list)
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    rows: list[dict] = field(default_factory=list)
-    engine: str = "sequential"
-    seconds: float = 0.0
-    summary_csv: Path | None = None
-    model_loads: dict = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-    def describe(self) -> str:
-        s = f"{len(self.done)} predicted"
-        if self.redone:
-            s += f" ({len(self.redone)} redone: settings, model or input changed)"
-        s += (f", {len(self.skipped)} already done, {len(self.failures)} failed "
-              f"({self.engine}, {self.seconds:.1f} s)")
-        if self.summary_csv:
-            s += f"; summary: {self.summary_csv}"
-        for name, err in self.failures:
-            s += f"\n  FAILED {name}: {err}"
-        return s
-
-
-
-def _done_row(out_dir: Path, name: str) -> dict | None:
-    """The summary row a scene's sidecar recorded (for scenes ``resume`` skipped)."""
-    try:
-        return json.loads(output_paths(out_dir, name)["sidecar"].read_text()).get("summary")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def check_classes(classes: np.ndarray, shape: tuple[int, int], name: str) -> None:
@@ -180,7 +169,8 @@ def predict_file(path: str | os.PathLike, out_dir: str | os.PathLike, predict,
                  progress: bool = False, fingerprint: dict | None = None) -> dict:
     """Predict one scene file and publish its outputs as a set; return its summary row.
 
-    Writes ``<name>_classes.png`` (0/1/2/255), ``<name>_map.png`` (palette),
+    Writes the scene output set (:mod:`seaice_utils.engines.scene_outputs`):
+    ``<name>_classes.png`` (0/1/2/255), ``<name>_labels.png`` (palette),
     ``<name>_classes.tif`` (when the input has a CRS and transform) and ``<name>.json`` (last:
     settings, options, timings, the summary row, the files written with their checksums and the
     ``fingerprint`` for ``resume``). The class map is checked first (:func:`check_classes`):
@@ -188,7 +178,8 @@ def predict_file(path: str | os.PathLike, out_dir: str | os.PathLike, predict,
     """
     t0 = time.perf_counter()
     path = Path(path)
-    scene = read_scene(path, bands=opts.bands, nodata=opts.nodata, stretch=opts.stretch)
+    scene = read_scene(path, bands=opts.bands, nodata=opts.nodata, stretch=opts.stretch,
+                       max_bytes=opts.max_bytes, bytes_per_pixel=PREDICT_BYTES_PER_PIXEL)
     kind = opts.input or settings.input
     x = model_input(scene.rgb, kind=kind, nodata=scene.nodata, filter_params=opts.filter_params,
                     apply_filter=opts.apply_filter)
@@ -201,12 +192,8 @@ def predict_file(path: str | os.PathLike, out_dir: str | os.PathLike, predict,
                                    default_pixel_size_m=opts.default_pixel_size_m)
     check_classes(classes, scene.shape, path.name)
     row = class_summary(classes, pixel_area=area, name=scene.name, area_source=area_src)
-    paths = output_paths(out_dir, scene.name)
-    outputs = {"classes": encode_png(classes), "map": encode_png(to_palette(classes))}
+    paths = scene_output_paths(out_dir, scene.name)
     geo = bool(opts.geotiff and scene.meta.get("crs") and scene.meta.get("transform"))
-    if geo:
-        outputs["geotiff"] = class_map_cog(classes, crs=scene.meta["crs"],
-                                           transform=scene.meta["transform"])
     applied = (kind == "filtered") if opts.apply_filter is None else opts.apply_filter
     meta = {k: v for k, v in scene.meta.items() if k not in ("path",)}
     meta.update(input=path.name, shape=list(classes.shape), model_input=kind,
@@ -215,8 +202,9 @@ def predict_file(path: str | os.PathLike, out_dir: str | os.PathLike, predict,
                 seconds={"read_and_filter": t1 - t0, "predict": t2 - t1,
                          "total": time.perf_counter() - t0},
                 summary=row, fingerprint=fingerprint)
-    outputs["sidecar"] = json_bytes(meta)
-    publish_set(paths, outputs)
+    outputs = encode_scene(classes, meta, crs=scene.meta.get("crs"),
+                           transform=scene.meta.get("transform"), geotiff=geo)
+    publish_scene(out_dir, scene.name, outputs)
     return row
 
 
@@ -271,7 +259,6 @@ class PredictTask(Task):
     model_sha256: str = ""
     model_settings: dict = field(default_factory=dict)
 
-    errors = (SeaIceError,)
     desc, unit, verb = "predicting scenes", "scene", "predicted"
     app_name = "seaice-predict"
     start_method = "spawn"
@@ -294,7 +281,10 @@ class PredictTask(Task):
         self._predictor = None
 
     def output_paths(self, name: str) -> dict[str, Path]:
-        return output_paths(self.out_dir, name)
+        return scene_output_paths(self.out_dir, name)
+
+    def job_outputs(self) -> list[Path]:
+        return [self.out_dir / "summary.csv"]
 
     def settings(self) -> dict:
         return {"job": "predict", "model_sha256": self.model_sha256,
@@ -309,7 +299,7 @@ class PredictTask(Task):
 def predict_inputs(model_path: str | os.PathLike, inputs, out_dir: str | os.PathLike,
                    opts: PredictOptions = PredictOptions(), *, engine: str = "sequential",
                    workers: int | None = None, resume: bool = False, progress: bool = True,
-                   spark=None) -> PredictSummary:
+                   overwrite: bool = False, spark=None) -> JobSummary:
     """Predict a file, a folder of images or a list of files; write ``summary.csv``.
 
     Parameters
@@ -323,11 +313,13 @@ def predict_inputs(model_path: str | os.PathLike, inputs, out_dir: str | os.Path
         Run by the engine layer (:func:`seaice_utils.engines.jobs.run_job`) with a
         :class:`PredictTask`.
     workers : int, optional, keyword-only
-        Processes (multiprocessing) or local cores (spark, when no session is given); default:
-        all cores.
+        Processes (multiprocessing) or local cores (spark, when no session is given); 0 or
+        None: all cores (:func:`~seaice_utils.engines.base.resolve_workers`).
     resume : bool, keyword-only
         Skip scenes whose outputs are complete and were made from the same input with the same
         model and options (their summary rows are kept); redo the others.
+    overwrite : bool, keyword-only
+        Let outputs replace files seaice did not write (else refused before any work).
     spark : SparkSession, optional, keyword-only
         Use this session (e.g. a cluster's, from :func:`seaice_utils.engines.spark.spark_session`,
         which ships the package to the executors); default: the session running in this process,
@@ -335,43 +327,41 @@ def predict_inputs(model_path: str | os.PathLike, inputs, out_dir: str | os.Path
 
     Returns
     -------
-    PredictSummary
+    JobSummary
         ``rows`` holds one summary row per scene (also in ``<out_dir>/summary.csv``);
         ``model_loads`` maps each worker process id to the number of times it loaded the model
-        (1 each: once per process, not once per scene).
+        (1 each: once per process, not once per scene). A scene that cannot be read, decoded or
+        written is listed in ``failures`` with its reason and the others go on.
     """
-    workers = int(workers or os.cpu_count() or 1)
+    workers = resolve_workers(workers)
     check_engine(engine, workers)
-    t0 = time.perf_counter()
     out_dir = Path(out_dir)
     files = list_inputs(inputs)
     if not files:
         raise InputError("no inputs given")
     model_path = Path(model_path)
-    settings = check_model(model_path, input=opts.input, n_classes=3)
+    settings = check_model(model_path, input=opts.input, n_classes=N_CLASSES)
     task = PredictTask(model_path.resolve(), out_dir.resolve(), opts,
                        tile_progress=engine == "sequential" and progress and len(files) == 1,
                        model_sha256=sha256_file(model_path), model_settings=settings.to_dict())
-    summary = PredictSummary(engine=engine)
     spark_options = {"spark": spark, "warm": False} if engine == "spark" else {}
     job = run_job(task, files, engine=engine, workers=min(workers, len(files)), resume=resume,
-                  progress=progress, chunk_size=1, **spark_options)
-    summary.done, summary.failures, summary.redone = job.done, job.failures, job.redone
-    summary.skipped = job.skipped
+                  progress=progress, chunk_size=1, overwrite=overwrite, **spark_options)
     rows: dict[str, dict] = dict(zip(job.done, job.results))
     for name in job.skipped:
-        row = _done_row(out_dir, name)
+        row = summary_row_of(out_dir, name)
         if row is not None:
             rows[name] = row
-    summary.model_loads = dict(job.setups)
     order = {f.stem: i for i, f in enumerate(files)}
-    summary.rows = sorted(rows.values(), key=lambda r: order.get(r["scene"], len(order)))
-    summary.seconds = time.perf_counter() - t0
-    empty = [r["scene"] for r in summary.rows if r.get("valid_pixels") == 0]
+    job.rows = sorted(rows.values(), key=lambda r: order.get(r["scene"], len(order)))
+    empty = [r["scene"] for r in job.rows if r.get("valid_pixels") == 0]
     if empty:
         warnings.warn(f"{len(empty)} scene(s) where every pixel is no-data, nothing predicted: "
                       f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}", UserWarning,
                       stacklevel=2)
-    if summary.rows:
-        summary.summary_csv = write_summary_csv(out_dir / "summary.csv", summary.rows)
-    return summary
+    if job.rows:
+        try:
+            job.summary_csv = write_summary_csv(out_dir / "summary.csv", job.rows)
+        except OSError as exc:
+            job.failures.append(("summary.csv", describe_error(exc)))
+    return job

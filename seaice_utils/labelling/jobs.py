@@ -21,7 +21,8 @@ engine               how the work is spread
                      ``local[N]`` or a ``spark://`` cluster
 ===================  ========================================================================
 
-Bad inputs (missing, corrupt, truncated, wrong size) are reported by name in
+Bad inputs (missing, corrupt, truncated, wrong size, too large for the worker memory limit,
+a full disk) are reported by name in
 :attr:`JobSummary.failures` and the rest of the job completes. ``resume=True`` skips inputs whose
 outputs are complete and were made from the same input with the same settings; it redoes the
 others and says how many it redid because settings changed
@@ -39,7 +40,7 @@ from typing import Any, Mapping, Sequence
 
 import seaice_utils.labelling.pipeline as pipeline
 from seaice_utils.core.scenes import list_inputs
-from seaice_utils.engines.base import JobSummary, Task, check_engine
+from seaice_utils.engines.base import JobSummary, Task, check_engine, resolve_workers
 from seaice_utils.engines.jobs import run_job
 from seaice_utils.errors import ParamsError
 from seaice_utils.labelling.pipeline import INPUT_ERRORS, OUTPUT_KEYS, LabelOptions
@@ -99,8 +100,10 @@ class LabelTask(Task):
         return pipeline.output_paths(self.out_dir, name)
 
     def settings(self) -> dict:
-        # expect_size only decides which inputs are refused, not what an accepted one gives
-        opts = {k: v for k, v in dataclasses.asdict(self.opts).items() if k != "expect_size"}
+        # expect_size and max_bytes only decide which inputs are refused, not what an accepted
+        # one gives
+        opts = {k: v for k, v in dataclasses.asdict(self.opts).items()
+                if k not in ("expect_size", "max_bytes")}
         return {"job": "auto-label", "options": opts}
 
     def run(self, path: str | os.PathLike) -> bool:
@@ -128,7 +131,7 @@ def run_label_job(inputs: str | os.PathLike | Sequence[str | os.PathLike],
                   engine: str = "sequential", workers: int = 1, resume: bool = False,
                   progress: bool = True, cv_threads: int | None = 1,
                   chunk_size: int | None = None, start_method: str | None = None,
-                  **spark_options: Any) -> JobSummary:
+                  overwrite: bool = False, **spark_options: Any) -> JobSummary:
     """Auto-label every input with the chosen engine; collect failures instead of raising.
 
     Parameters
@@ -142,7 +145,7 @@ def run_label_job(inputs: str | os.PathLike | Sequence[str | os.PathLike],
     engine : {"sequential", "multiprocessing", "spark"}
     workers : int
         Worker processes (multiprocessing) or Spark task slots (``local[workers]`` unless a
-        master is given). Ignored by ``sequential``.
+        master is given); 0: all cores. Ignored by ``sequential``.
     resume : bool
         Skip inputs whose outputs are complete and made with the same settings from the same
         input; redo the others (counted in ``JobSummary.redone``).
@@ -155,6 +158,8 @@ def run_label_job(inputs: str | os.PathLike | Sequence[str | os.PathLike],
         :func:`~seaice_utils.engines.base.default_chunk_size`).
     start_method : str, optional
         Multiprocessing start method (default ``fork`` on Linux, else ``spawn``).
+    overwrite : bool
+        Let outputs replace files seaice did not write (else refused before any work).
     **spark_options
         Passed to :func:`seaice_utils.engines.spark.run_spark_job` (``master``, ``output``,
         ``batch_size``, ``cache``, ``spark``, ``conf``, ...).
@@ -170,8 +175,9 @@ def run_label_job(inputs: str | os.PathLike | Sequence[str | os.PathLike],
         Input folder missing or without images, two inputs with the same name, an output
         folder that cannot be written or whose outputs would overwrite an input.
     ParamsError
-        Unknown engine, or ``workers`` < 1.
+        Unknown engine, or ``workers`` < 0.
     """
+    workers = resolve_workers(workers)
     check_engine(engine, workers)
     if spark_options and engine != "spark":
         raise ParamsError(f"options {sorted(spark_options)} only apply to the spark engine")
@@ -179,7 +185,7 @@ def run_label_job(inputs: str | os.PathLike | Sequence[str | os.PathLike],
     task = LabelTask(Path(out_dir).resolve(), opts, cv_threads)
     summary = run_job(task, files, engine=engine, workers=workers, resume=resume,
                       progress=progress, chunk_size=chunk_size, start_method=start_method,
-                      **spark_options)
+                      overwrite=overwrite, **spark_options)
     _warn_no_data(task, summary)
     return summary
 

@@ -1,14 +1,9 @@
 """Auto-label image files: read -> (filter) -> segment -> write class map, palette PNG, sidecar.
 
-For each input image ``<name>.<ext>`` the output folder receives
-
-* ``<name>_classes.png`` — class map, single-channel uint8 (0 water, 1 thin, 2 thick, 255 no-data);
-* ``<name>_labels.png``  — the same in the paper's palette (red thick, blue thin, green water,
-  black no-data): an indexed-colour PNG whose pixel indices are the class codes and whose
-  palette holds those colours. OpenCV, matplotlib and browsers decode it to RGB; PIL opens it
-  in mode ``"P"`` (``.convert("RGB")`` for colours, the indices are the classes);
-* ``<name>.json``        — what was done: input dtype, band order, stretch, no-data share, filter
-  and thresholds used, class fractions.
+For each input image ``<name>.<ext>`` the output folder receives the scene output set of
+:mod:`seaice_utils.engines.scene_outputs` (``<name>_classes.png``, ``<name>_labels.png``, a
+``<name>_classes.tif`` COG for a georeferenced input, and the sidecar ``<name>.json``: input dtype,
+band order, stretch, no-data share, filter and thresholds used, class fractions).
 
 Files are written atomically and the sidecar last, so a sidecar marks a finished image: with
 ``resume=True`` an image whose three outputs exist and decode is skipped. A bad input (missing,
@@ -20,10 +15,8 @@ bytes: :func:`read_input` (or :func:`scene_from_bytes` for bytes a Spark source 
 :func:`label_scene` -> :func:`encode_outputs` (PNG and JSON bytes, deterministic) ->
 :func:`write_outputs` (atomic, sidecar last). :func:`label_file` chains them for one file.
 
-Output PNGs are encoded by :mod:`seaice_utils.core.png` (no row filter, zlib level 1): standard
-8-bit PNGs, several times faster to write than OpenCV's encoder for label images, and
-byte-for-byte reproducible for a given zlib. The labels PNG shares the class map's compressed
-pixel data.
+Output PNGs are encoded once, by the scene output layer (:mod:`seaice_utils.core.png`: no row
+filter, zlib level 1; standard 8-bit PNGs, byte-for-byte reproducible for a given zlib).
 """
 
 from __future__ import annotations
@@ -36,12 +29,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from seaice_utils.core.classes import LABEL_PALETTE, class_fractions
-from seaice_utils.core.geotiff import class_map_cog
-from seaice_utils.core.png import idat_stream, is_plain_rgb8_png, png_from_idat
-from seaice_utils.core.scenes import Scene, Stretch, json_bytes, read_scene
-from seaice_utils.engines.outputs import publish_set, set_state
-from seaice_utils.errors import InputError, SeaIceError
+from seaice_utils.core.classes import class_fractions
+from seaice_utils.core.budget import check_scene_size
+from seaice_utils.core.headers import header_from_bytes
+from seaice_utils.core.png import is_plain_rgb8_png
+from seaice_utils.core.scenes import Scene, Stretch, read_scene
+from seaice_utils.engines.base import INPUT_ERRORS as ENGINE_INPUT_ERRORS
+from seaice_utils.engines.outputs import set_state
+from seaice_utils.engines.scene_outputs import (SCENE_OUTPUT_KEYS, encode_scene, publish_scene,
+                                                scene_output_paths)
+from seaice_utils.errors import InputError
 from seaice_utils.labelling.autolabel import Thresholds, auto_label
 from seaice_utils.labelling.cloudfilter import FilterParams
 from seaice_utils.labelling.kernels import value_channel
@@ -54,9 +51,8 @@ __all__ = ["LabelOptions", "label_scene", "label_file", "output_paths", "is_done
 #: Recorded in the sidecar of an input without a single data pixel.
 NO_DATA_WARNING = "every pixel is no-data: nothing was labelled"
 
-#: Output files of one input, in the order they are written (the sidecar last); ``geotiff`` only
-#: for a georeferenced input.
-OUTPUT_KEYS = ("classes", "labels", "geotiff", "sidecar")
+#: Output files of one input (the scene output set), the sidecar last.
+OUTPUT_KEYS = SCENE_OUTPUT_KEYS
 
 
 @dataclass(frozen=True)
@@ -69,12 +65,13 @@ class LabelOptions:
     nodata: float | None = None
     stretch: Stretch = Stretch()
     expect_size: tuple[int, int] | None = None
+    #: Memory one worker may use for a scene (bytes; None: no limit): a larger scene is refused
+    #: by name before it is decoded.
+    max_bytes: int | None = None
 
 
-def output_paths(out_dir: str | os.PathLike, name: str) -> dict[str, Path]:
-    out = Path(out_dir)
-    return {"classes": out / f"{name}_classes.png", "labels": out / f"{name}_labels.png",
-            "geotiff": out / f"{name}_classes.tif", "sidecar": out / f"{name}.json"}
+#: The scene output set's naming rule (:func:`~seaice_utils.engines.scene_outputs.scene_output_paths`).
+output_paths = scene_output_paths
 
 
 def is_done(out_dir: str | os.PathLike, name: str) -> bool:
@@ -134,11 +131,16 @@ def read_input(path: str | os.PathLike, opts: LabelOptions = LabelOptions()) -> 
     scene = None
     if _fast_reader_applies(path.suffix, opts):
         try:
-            scene = _fast_scene(path.read_bytes(), path.stem, opts.nodata)
+            data = path.read_bytes()
         except OSError:
-            scene = None                       # read_scene says what is wrong
+            data = None                        # read_scene says what is wrong
+        if data is not None:
+            check_scene_size(header_from_bytes(data, path.name), path.name,
+                             max_bytes=opts.max_bytes)
+            scene = _fast_scene(data, path.stem, opts.nodata)
     if scene is None:
-        scene = read_scene(path, bands=opts.bands, nodata=opts.nodata, stretch=opts.stretch)
+        scene = read_scene(path, bands=opts.bands, nodata=opts.nodata, stretch=opts.stretch,
+                           max_bytes=opts.max_bytes)
     _check_size(scene, path.name, opts)
     return scene
 
@@ -150,6 +152,7 @@ def scene_from_bytes(data: bytes, filename: str, opts: LabelOptions = LabelOptio
     """
     filename = Path(filename).name
     stem, suffix = Path(filename).stem, Path(filename).suffix
+    check_scene_size(header_from_bytes(data, filename), filename, max_bytes=opts.max_bytes)
     scene = _fast_scene(data, stem, opts.nodata) if _fast_reader_applies(suffix, opts) else None
     if scene is None:
         with tempfile.TemporaryDirectory(prefix="seaice-") as tmp:
@@ -206,23 +209,16 @@ def encode_outputs(scene: Scene, classes: np.ndarray, opts: LabelOptions = Label
         What made the outputs (:func:`seaice_utils.engines.outputs.fingerprint`), recorded in
         the sidecar for ``resume``.
     """
-    classes = np.ascontiguousarray(classes)
-    h, w = classes.shape
-    idat = idat_stream(classes)                  # one compression for both PNGs
-    geo = scene.meta.get("crs") and scene.meta.get("transform")
-    return {"classes": png_from_idat(w, h, idat, colour_type=0),
-            "labels": png_from_idat(w, h, idat, colour_type=3, palette=LABEL_PALETTE),
-            "geotiff": class_map_cog(classes, crs=scene.meta["crs"],
-                                     transform=scene.meta["transform"]) if geo else None,
-            "sidecar": json_bytes(sidecar(scene, classes, opts, input_name,
-                                          fingerprint=fingerprint))}
+    return encode_scene(classes, sidecar(scene, classes, opts, input_name,
+                                         fingerprint=fingerprint),
+                        crs=scene.meta.get("crs"), transform=scene.meta.get("transform"))
 
 
 def write_outputs(out_dir: str | os.PathLike, name: str, outputs: dict[str, bytes]) -> dict:
     """Publish the outputs of :func:`encode_outputs` as a set (each file atomically, the sidecar
     last, recording the others' sizes and checksums; :func:`~seaice_utils.engines.outputs.
     publish_set`); return the sidecar as written."""
-    return publish_set(output_paths(out_dir, name), outputs)
+    return publish_scene(out_dir, name, outputs)
 
 
 def label_file(path: str | os.PathLike, out_dir: str | os.PathLike,
@@ -242,4 +238,4 @@ def label_file(path: str | os.PathLike, out_dir: str | os.PathLike,
 
 
 #: Errors of one input that are reported, not raised, when many inputs are labelled.
-INPUT_ERRORS = (SeaIceError, cv2.error, OSError)
+INPUT_ERRORS = ENGINE_INPUT_ERRORS

@@ -11,11 +11,15 @@ about each once).
 
 from __future__ import annotations
 
+from typing import Any
+
+from seaice_utils.core.scenes import Stretch
 from seaice_utils.errors import InputError, ParamsError
 from seaice_utils.labelling.autolabel import Thresholds, threshold_problems
 from seaice_utils.labelling.cloudfilter import FilterParams
+from seaice_utils.labelling.pipeline import LabelOptions
 
-__all__ = ["filter_params", "thresholds"]
+__all__ = ["filter_params", "thresholds", "label_options", "memory_limit_bytes"]
 
 _ALLOW = ("set autolabel.allow_gaps: true to label such pixels 'unlabelled' (code 254) and let "
           "the later class win overlaps")
@@ -66,3 +70,19 @@ def thresholds(params: dict) -> Thresholds:
     if problems and not th.allow_gaps:
         raise ParamsError("autolabel: " + "; ".join(p.message for p in problems) + f"; {_ALLOW}")
     return th
+
+
+def memory_limit_bytes(params: dict) -> int:
+    """The memory one worker may use for a scene (``global.worker_memory_gb``), in bytes."""
+    return int(float(params["global"]["worker_memory_gb"]) * 2 ** 30)
+
+
+def label_options(params: dict, *, no_filter: bool = False, bands=None, nodata=None,
+                  stretch: Stretch | None = None, expect_size=None, **_: Any) -> LabelOptions:
+    """The :class:`~seaice_utils.labelling.pipeline.LabelOptions` of a loaded profile: its
+    filter (none with ``no_filter``) and thresholds, how to read the inputs, the memory limit.
+    ``seaice label``, ``seaice season`` and the notebooks build their options here."""
+    return LabelOptions(filter_params=None if no_filter else filter_params(params),
+                        thresholds=thresholds(params), bands=bands, nodata=nodata,
+                        stretch=stretch or Stretch(), expect_size=expect_size,
+                        max_bytes=memory_limit_bytes(params))

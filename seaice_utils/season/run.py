@@ -56,7 +56,17 @@ changed. In ``dates/<date>_classes.tif`` cloud is 254, like unlabelled.
 
 Thresholds
 ----------
-The classes come from the profile (``params``; default: the paper's constants).
+The classes come from the profile (``params``; default: the paper's constants); with a model and
+no profile, the filter constants the model was trained with (as ``seaice predict``).
+
+The output folder
+-----------------
+A season folder holds one season (:mod:`seaice_utils.season.folder`): ``season.json`` records
+its scenes and settings. A rerun of the same scenes redoes exactly what changed (scenes whose
+input or settings changed, dates whose mosaic changed); another season into the folder is
+refused before any input is read, unless ``overwrite``, which removes the old season's files as
+a set first. ``dates/`` and ``scenes/`` then hold exactly this season's files. A scene that
+cannot be read is listed with its reason and the others are done (exit 1).
 """
 
 from __future__ import annotations
@@ -71,25 +81,29 @@ from typing import Any
 import numpy as np
 
 from seaice_utils.core.areas import ground_pixel_areas
-from seaice_utils.core.classes import NODATA, UNLABELLED, WATER
+from seaice_utils.core.classes import DISPLAY_ORDER, NODATA, UNLABELLED, WATER
 from seaice_utils.core.geotiff import class_map_cog
-from seaice_utils.core.mosaic import (ClassLayer, common_crs, date_areas, mosaic_class_maps,
-                                      read_class_layers, reproject_layer, scene_date)
-from seaice_utils.core.scenes import atomic_write_bytes, list_inputs
+from seaice_utils.core.ledger import publish_file
+from seaice_utils.core.mosaic import (AREA_KEYS, ClassLayer, common_crs, date_areas, mosaic_class_maps,
+                                      read_class_layers, reproject_layer)
+from seaice_utils.engines.base import JobSummary
+from seaice_utils.engines.outputs import check_output_folder
+from seaice_utils.engines.scene_outputs import CLASS_MAP_SUFFIX
 from seaice_utils.errors import InputError, ParamsError
+from seaice_utils.inference.predict import predict_inputs, predict_options
+from seaice_utils.labelling.jobs import run_label_job
+from seaice_utils.labelling.settings import label_options
+from seaice_utils.params import load_params
+from seaice_utils.season.folder import SeasonFolder
+from seaice_utils.season.inputs import UNOBSERVED, missing_masks, season_inputs
 
-__all__ = ["MIN_OBSERVED_SHARE", "AREAS_HEADER", "SeasonResult", "season_scenes", "cloud_masks",
-           "run_season"]
+__all__ = ["MIN_OBSERVED_SHARE", "AREAS_HEADER", "SeasonResult", "season_options", "run_season"]
 
 #: A date whose mosaic observes less than this share of the region is flagged "low coverage".
 MIN_OBSERVED_SHARE = 0.8
 AREAS_HEADER = ["date", "n_scenes", "thick_km2", "thin_km2", "water_km2", "unlabelled_km2",
                 "ice_km2", "observed_km2", "region_km2", "observed_share", "cloud_km2",
                 "cloud_share", "cloud_masks", "quality"]
-_DATE_COLUMNS = ("date", "acquisition_date", "datetime")
-_SCENE_COLUMNS = ("scene", "path", "file", "filename", "image")
-_CLOUD_COLUMNS = ("cloud_mask", "cloud_probability", "cloud")
-_CLASSES_SUFFIX = "_classes.tif"
 
 
 @dataclass
@@ -97,8 +111,9 @@ class SeasonResult:
     """What :func:`run_season` did: the per-date rows, the classification job and timings.
 
     ``rows`` are the rows of ``season_areas.csv`` as dicts (numbers as floats); ``job`` is the
-    job layer's summary (a ``JobSummary`` or ``PredictSummary``); ``seconds`` holds
-    ``classify``, ``mosaic`` and ``total``; ``failures`` the scenes that failed (name, error).
+    job layer's summary (:class:`~seaice_utils.engines.base.JobSummary`); ``seconds`` holds
+    ``classify``, ``mosaic`` and ``total``; ``failures`` the scenes that failed (name, error):
+    unreadable ones and those the job could not classify.
     """
 
     rows: list[dict]
@@ -118,141 +133,16 @@ class SeasonResult:
 
     def lines(self) -> list[str]:
         """The per-date table, for a terminal."""
-        out = [f"{'date':<10} {'scenes':>6} {'thick':>9} {'thin':>9} {'water':>9} {'ice':>9} "
+        keys = [AREA_KEYS[c] for c in DISPLAY_ORDER]
+        out = [f"{'date':<10} {'scenes':>6} "
+               + " ".join(f"{k[:-len('_km2')]:>9}" for k in keys) + f" {'ice':>9} "
                f"{'observed':>9} {'share':>6} {'cloud':>6}  quality   (km2)"]
         for r in self.rows:
-            out.append(f"{r['date']:<10} {r['n_scenes']:>6} {r['thick_km2']:9.2f} "
-                       f"{r['thin_km2']:9.2f} {r['water_km2']:9.2f} {r['ice_km2']:9.2f} "
+            out.append(f"{r['date']:<10} {r['n_scenes']:>6} "
+                       + " ".join(f"{r[k]:9.2f}" for k in keys) + f" {r['ice_km2']:9.2f} "
                        f"{r['observed_km2']:9.2f} {r['observed_share']:6.3f} "
                        f"{r['cloud_share']:6.3f}  {r['quality']}")
         return out
-
-
-def _pick(columns, wanted, what: str, path: Path) -> str:
-    low = {c.strip().lower(): c for c in columns or ()}
-    for w in wanted:
-        if w in low:
-            return low[w]
-    raise InputError(f"{str(path)!r}: no {what} column (one of {', '.join(wanted)}; "
-                     f"got {', '.join(columns or ()) or 'none'})")
-
-
-def _from_csv(path: Path) -> tuple[list[tuple], dict]:
-    import datetime as _dt
-
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        dcol = _pick(reader.fieldnames, _DATE_COLUMNS, "date", path)
-        scol = _pick(reader.fieldnames, _SCENE_COLUMNS, "scene-file", path)
-        try:
-            ccol = _pick(reader.fieldnames, _CLOUD_COLUMNS, "cloud-mask", path)
-        except InputError:
-            ccol = None
-        out, masks = [], {}
-        for i, row in enumerate(reader, start=2):
-            text, name = (row.get(dcol) or "").strip(), (row.get(scol) or "").strip()
-            try:
-                day = _dt.date.fromisoformat(text[:10])
-            except ValueError:
-                raise InputError(f"{str(path)!r} line {i}: {dcol} {text!r} is not an ISO "
-                                 f"date") from None
-            if not name:
-                raise InputError(f"{str(path)!r} line {i}: empty {scol}")
-            scene = path.parent / name
-            if not scene.is_file():
-                raise InputError(f"{str(path)!r} line {i}: scene file not found: {scene}")
-            out.append((day, scene))
-            mask = (row.get(ccol) or "").strip() if ccol else ""
-            if mask:
-                if not (path.parent / mask).is_file():
-                    raise InputError(f"{str(path)!r} line {i}: cloud mask not found: "
-                                     f"{path.parent / mask}")
-                masks[scene.stem] = path.parent / mask
-    if not out:
-        raise InputError(f"{str(path)!r} lists no scenes")
-    return out, masks
-
-
-def _season_inputs(input, folder=None) -> tuple[list[tuple], dict]:
-    """The season's sorted (date, path) scenes and its cloud masks (stem -> path), the input
-    read once: see :func:`season_scenes` and :func:`cloud_masks`."""
-    p = Path(input)
-    masks: dict = {}
-    if p.is_dir():
-        found = [(scene_date(f), f) for f in list_inputs(p)]
-    elif p.is_file() and p.suffix.lower() == ".csv":
-        found, masks = _from_csv(p)
-    elif p.exists():
-        raise InputError(f"{str(p)!r}: a season is a folder of scenes or a CSV of them")
-    else:
-        raise InputError(f"season input not found: {str(p)!r}")
-    seen: dict[str, Path] = {}
-    for _, f in found:
-        if f.stem in seen and seen[f.stem] != f:
-            raise InputError(f"two scenes named {f.stem!r}: {seen[f.stem]} and {f}")
-        seen[f.stem] = f
-    scenes = sorted(set(found), key=lambda df: (df[0], df[1].name, str(df[1])))
-    if folder is not None:
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise InputError(f"cloud-mask folder not found: {str(folder)!r}")
-        for _, scene in scenes:
-            cand = folder / scene.name
-            if cand.is_file():
-                masks[scene.stem] = cand
-    return scenes, masks
-
-
-def cloud_masks(input, folder=None) -> dict:
-    """Scene stem -> cloud-mask file of a season: the CSV's ``cloud_mask`` column (also
-    ``cloud_probability``, ``cloud``; relative to the CSV's folder), or, from ``folder``, the
-    file with the scene's name. Empty when there are none.
-
-    Raises
-    ------
-    InputError
-        As :func:`season_scenes`; a listed mask that is missing, a ``folder`` that is not one.
-    """
-    return _season_inputs(input, folder)[1]
-
-
-def season_scenes(input) -> list[tuple]:
-    """The (date, path) of every scene of a season, sorted by date, then file name.
-
-    Parameters
-    ----------
-    input : path
-        A folder of georeferenced scenes (each dated by its tags or its name,
-        :func:`~seaice_utils.core.mosaic.scene_date`), or a CSV (``season.csv``, a catalogue)
-        with a date column (``date``, ``acquisition_date``, ``datetime``) and a scene-file
-        column (``scene``, ``path``, ``file``, ``filename``, ``image``) relative to the CSV's
-        folder.
-
-    Raises
-    ------
-    InputError
-        Missing input, a scene without a date (named), a CSV without those columns, a scene
-        file that is not there, two scenes with the same file stem.
-    """
-    return _season_inputs(input)[0]
-
-
-def _classify(files, scenes_dir: Path, model, labels: str, params, engine: str, workers: int,
-              resume: bool, progress: bool):
-    if model is None:
-        if labels != "auto":
-            raise ParamsError(f"labels must be 'auto' without a model (got {labels!r})")
-        from seaice_utils.labelling.jobs import run_label_job
-        from seaice_utils.labelling.pipeline import LabelOptions
-        from seaice_utils.labelling.settings import filter_params, thresholds
-
-        opts = LabelOptions(filter_params=filter_params(params), thresholds=thresholds(params))
-        return run_label_job(files, scenes_dir, opts, engine=engine, workers=workers,
-                             resume=resume, progress=progress)
-    from seaice_utils.inference.predict import predict_inputs, predict_options
-
-    return predict_inputs(model, files, scenes_dir, predict_options(params, geotiff=True),
-                          engine=engine, workers=workers, resume=resume, progress=progress)
 
 
 def _csv_bytes(rows: list[dict]) -> bytes:
@@ -270,7 +160,7 @@ def _write_if_changed(path: Path, data: bytes) -> bool:
             return False
     except OSError:
         pass
-    atomic_write_bytes(path, data)
+    publish_file(path, data)
     return True
 
 
@@ -292,7 +182,10 @@ def _mask_clouds(layer: ClassLayer, mask_path, threshold: int):
     scene saw cloud over data, no-data elsewhere)."""
     if mask_path is None:
         return layer, None
-    cloudy = (_read_mask(Path(mask_path), layer) >= threshold) & (layer.classes != NODATA)
+    if mask_path == UNOBSERVED:                  # no mask, season.missing_cloud_mask: unobserved
+        cloudy = layer.classes != NODATA
+    else:
+        cloudy = (_read_mask(Path(mask_path), layer) >= threshold) & (layer.classes != NODATA)
     classes = layer.classes.copy()
     classes[cloudy] = UNLABELLED
     cloud = np.where(cloudy, np.uint8(WATER), np.uint8(NODATA))
@@ -327,28 +220,63 @@ def _date_row(day: str, pairs: list[tuple], grid, region: np.ndarray, areas: np.
     return row, m
 
 
+def season_options(params: dict, model=None, *, filter_from_model: bool = False):
+    """How a season's scenes are classified: the label options of the profile (auto-labels), or
+    the prediction options of ``model`` built exactly as ``seaice predict`` builds them (with
+    ``filter_from_model``, the filter constants recorded with the model)."""
+    if model is None:
+        return label_options(params)
+    return predict_options(params, model=model, filter_from_model=filter_from_model,
+                           geotiff=True)
+
+
+def _classify(files, scenes_dir: Path, model, opts, engine: str, workers: int, resume: bool,
+              progress: bool, overwrite: bool, spark) -> JobSummary:
+    if model is None:
+        extra = {"spark": spark} if spark is not None else {}
+        return run_label_job(files, scenes_dir, opts, engine=engine, workers=workers,
+                             resume=resume, progress=progress, overwrite=overwrite, **extra)
+    return predict_inputs(model, files, scenes_dir, opts, engine=engine, workers=workers,
+                          resume=resume, progress=progress, overwrite=overwrite, spark=spark)
+
+
 def run_season(input, out_dir, *, model=None, labels: str = "auto", params=None,
-               engine: str = "sequential", workers: int = 1, resume: bool = False,
-               progress: bool = True, cloud_mask_dir=None) -> SeasonResult:
+               engine: str | None = None, workers: int | None = None, resume: bool = False,
+               progress: bool = True, cloud_mask_dir=None, overwrite: bool = False,
+               filter_from_model: bool | None = None, spark=None) -> SeasonResult:
     """Classify a season's scenes, mosaic each date, write its class areas (see the module).
 
     Parameters
     ----------
     input : path
-        A folder of georeferenced scenes or a season / catalogue CSV (:func:`season_scenes`).
+        A folder of georeferenced scenes or a season / catalogue CSV
+        (:func:`~seaice_utils.season.inputs.season_scenes`).
     out_dir : path
-        Output folder: ``scenes/``, ``dates/``, ``season_areas.csv``.
+        Output folder: ``season.json``, ``scenes/``, ``dates/``, ``season_areas.csv``.
     model : path, optional
         A trained U-Net (``.keras``); default: auto-labels.
     labels : {"auto"}
         The labels without a model.
     params : dict or path, optional
         A loaded profile, or a profile file or name; default: the paper's defaults.
-    engine, workers, resume, progress
-        As for the job layer (:func:`~seaice_utils.labelling.jobs.run_label_job`).
+    engine, workers : optional
+        As for the job layer; default: the profile's ``season.engine`` / ``season.workers``
+        (0: all cores).
+    resume : bool
+        Redo no scene whose outputs are complete and made the same way (a rerun of the season
+        the folder holds always resumes).
+    progress : bool
     cloud_mask_dir : path, optional
-        A folder of cloud masks named like the scenes (:func:`cloud_masks`); a CSV input's
-        ``cloud_mask`` column is read anyway.
+        A folder of cloud masks named like the scenes; a CSV input's ``cloud_mask`` column is
+        read anyway. A scene without a mask then follows ``season.missing_cloud_mask``.
+    overwrite : bool
+        Replace another season the folder holds (its files as a set), and files seaice did not
+        write that an output would replace.
+    filter_from_model : bool, optional
+        With a model: its recorded filter constants replace the profile's (default: when no
+        profile was given, as ``seaice predict``).
+    spark : SparkSession, optional
+        For ``engine="spark"``: this session (a cluster's) instead of ``local[workers]``.
 
     Returns
     -------
@@ -357,33 +285,58 @@ def run_season(input, out_dir, *, model=None, labels: str = "auto", params=None,
     Raises
     ------
     InputError
-        Bad input (see :func:`season_scenes`), class maps not on one grid, no scene classified.
+        An output folder that is a file or cannot be written, another season in it (without
+        ``overwrite``), bad input (see :func:`~seaice_utils.season.inputs.season_scenes`), a
+        scene without its cloud mask (``season.missing_cloud_mask: error``), class maps not on
+        one grid, no scene classified.
     ParamsError
         A bad profile, engine or ``labels``.
     """
-    from seaice_utils.params import load_params
-
     t0 = time.perf_counter()
+    if model is None and labels != "auto":
+        raise ParamsError(f"labels must be 'auto' without a model (got {labels!r})")
+    out = check_output_folder(out_dir)           # before any input is read
+    if filter_from_model is None:
+        filter_from_model = params is None
     if not isinstance(params, dict):
         params = load_params(params)
-    scenes, masks = _season_inputs(input, cloud_mask_dir)
+    engine = engine or params["season"]["engine"]
+    workers = params["season"]["workers"] if workers is None else workers
+    failures: list = []
+    scenes, masks = season_inputs(input, cloud_mask_dir, failures)
+    masks = missing_masks(scenes, masks, params["season"]["missing_cloud_mask"],
+                          given=bool(masks) or cloud_mask_dir is not None)
     threshold = int(params["season"]["cloud_probability"])
-    out = Path(out_dir)
-    scenes_dir, dates_dir = out / "scenes", out / "dates"
-    job = _classify([f for _, f in scenes], scenes_dir, model, labels, params, engine,
-                    workers, resume, progress)
+    opts = season_options(params, model, filter_from_model=filter_from_model)
+    folder = SeasonFolder(out)
+    same = folder.open(scenes, opts, model, overwrite=overwrite)
+    job = _classify([f for _, f in scenes], folder.scenes_dir, model, opts, engine, workers,
+                    resume or same, progress, overwrite, spark)
+    failures += list(job.failures)
     t1 = time.perf_counter()
     usable = set(job.done) | set(job.skipped)
     by_date: dict[str, list[Path]] = {}
     for day, f in scenes:
-        tif = scenes_dir / f"{f.stem}_classes.tif"
+        tif = folder.scenes_dir / f"{f.stem}{CLASS_MAP_SUFFIX}"
         if f.stem in usable and tif.is_file():
             by_date.setdefault(day.isoformat(), []).append(tif)
     if not by_date:
         raise InputError(f"no scene of {str(input)!r} was classified into a georeferenced "
-                         f"class map ({len(job.failures)} failed)")
+                         f"class map ({len(failures)} failed"
+                         + (f"; {failures[0][0]}: {failures[0][1]}" if failures else "") + ")")
+    rows, written = _mosaic_dates(by_date, masks, threshold, params, folder)
+    folder.finish(rows)
+    t2 = time.perf_counter()
+    return SeasonResult(rows=rows, job=job, out_dir=out, failures=failures,
+                        dates_written=written,
+                        seconds={"classify": t1 - t0, "mosaic": t2 - t1, "total": t2 - t0})
+
+
+def _mosaic_dates(by_date: dict, masks: dict, threshold: int, params: dict,
+                  folder: "SeasonFolder") -> tuple[list[dict], list[str]]:
+    """Mosaic every date on the season grid; write its COG when changed and the areas CSV."""
     layers = {d: read_class_layers(paths) for d, paths in by_date.items()}
-    pairs = {d: [_mask_clouds(x, masks.get(x.name[:-len(_CLASSES_SUFFIX)]), threshold)
+    pairs = {d: [_mask_clouds(x, masks.get(x.name[:-len(CLASS_MAP_SUFFIX)]), threshold)
                  for x in ls] for d, ls in layers.items()}
     every = [layer for d in sorted(layers) for layer in layers[d]]
     feet = [ClassLayer(np.zeros_like(x.classes), x.transform, x.crs, x.name) for x in every]
@@ -394,19 +347,16 @@ def run_season(input, out_dir, *, model=None, labels: str = "auto", params=None,
                      for p in ps] for d, ps in pairs.items()}
         feet = [reproject_layer(x, crs, size) for x in feet]
     footprints = mosaic_class_maps(feet)
-    region = footprints.classes != 255
+    region = footprints.classes != NODATA
     grid = (footprints.transform, *region.shape)
     areas = ground_pixel_areas(footprints.transform, footprints.crs, region.shape)
-    dates_dir.mkdir(parents=True, exist_ok=True)
+    folder.dates_dir.mkdir(parents=True, exist_ok=True)
     rows, written = [], []
     for day in sorted(layers):
         row, m = _date_row(day, pairs[day], grid, region, areas)
         rows.append(row)
         cog = class_map_cog(m.classes, crs=m.crs, transform=m.transform)
-        if _write_if_changed(dates_dir / f"{day}_classes.tif", cog):
+        if _write_if_changed(folder.date_path(day), cog):
             written.append(day)
-    _write_if_changed(out / "season_areas.csv", _csv_bytes(rows))
-    t2 = time.perf_counter()
-    return SeasonResult(rows=rows, job=job, out_dir=out, failures=list(job.failures),
-                        dates_written=written,
-                        seconds={"classify": t1 - t0, "mosaic": t2 - t1, "total": t2 - t0})
+    _write_if_changed(folder.areas_csv, _csv_bytes(rows))
+    return rows, written

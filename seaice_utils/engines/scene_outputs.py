@@ -1,0 +1,136 @@
+"""One scene's output set, the same for every command that classifies scenes.
+
+``seaice label``, ``seaice predict`` and ``seaice season`` write, for each input ``<name>.<ext>``,
+
+===========================  ==================================================================
+``<name>_classes.png``       class map, single-channel uint8 (codes of :mod:`~seaice_utils.core.
+                             classes`: 0 water, 1 thin, 2 thick, 254 unlabelled, 255 no-data)
+``<name>_labels.png``        the same in the paper's palette: an indexed-colour PNG whose pixel
+                             indices are the class codes (OpenCV, matplotlib and browsers decode
+                             it to RGB; PIL opens it in mode ``"P"``)
+``<name>_classes.tif``       a Cloud-Optimised GeoTIFF of the class map, for a georeferenced input
+``<name>.json``              the sidecar: what was done and with what, the class summary row,
+                             every other file's size and SHA-256, the fingerprint (written last)
+===========================  ==================================================================
+
+This module is their one definition: the naming rule (:func:`scene_output_paths`), the one
+encoder (:func:`encode_class_maps`: both PNGs share one compression of the pixels), the one
+per-scene summary row (:func:`class_summary`, :data:`SUMMARY_COLUMNS`, ``summary.csv``) and the
+publication of a set (:func:`publish_scene`, atomically, the sidecar last;
+:func:`~seaice_utils.engines.outputs.publish_set`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from seaice_utils.core.classes import CLASS_CODES, CLASS_KEYS, LABEL_PALETTE
+from seaice_utils.core.geotiff import class_map_cog
+from seaice_utils.core.ledger import publish_file
+from seaice_utils.core.png import idat_stream, png_from_idat
+from seaice_utils.core.scenes import json_bytes
+from seaice_utils.engines.outputs import SIDECAR, publish_set
+
+__all__ = ["SCENE_OUTPUT_KEYS", "CLASS_MAP_SUFFIX", "scene_output_paths", "encode_class_maps",
+           "encode_scene", "publish_scene", "class_summary", "SUMMARY_COLUMNS",
+           "write_summary_csv", "summary_row_of"]
+
+#: The files of one scene, in the order they are written (the sidecar last).
+SCENE_OUTPUT_KEYS = ("classes", "labels", "geotiff", SIDECAR)
+#: Ending of the class-map COG of a scene (what a season mosaics).
+CLASS_MAP_SUFFIX = "_classes.tif"
+_SUFFIXES = {"classes": "_classes.png", "labels": "_labels.png", "geotiff": CLASS_MAP_SUFFIX,
+             SIDECAR: ".json"}
+
+
+def scene_output_paths(out_dir: str | os.PathLike, name: str) -> dict[str, Path]:
+    """The output files of the scene named ``name`` (its input's stem) in ``out_dir``."""
+    out = Path(out_dir)
+    return {key: out / f"{name}{_SUFFIXES[key]}" for key in SCENE_OUTPUT_KEYS}
+
+
+def encode_class_maps(classes: np.ndarray, *, crs: Any = None, transform: Any = None,
+                      geotiff: bool = True) -> dict[str, bytes | None]:
+    """The class map as its three files' bytes: plain and palette PNG (one compression of the
+    pixels for both), and a COG when ``geotiff`` and the scene has a CRS and a transform (else
+    ``None``: an old file of that name is removed on publication)."""
+    classes = np.ascontiguousarray(classes)
+    h, w = classes.shape
+    idat = idat_stream(classes)
+    geo = geotiff and crs and transform is not None
+    return {"classes": png_from_idat(w, h, idat, colour_type=0),
+            "labels": png_from_idat(w, h, idat, colour_type=3, palette=LABEL_PALETTE),
+            "geotiff": class_map_cog(classes, crs=crs, transform=transform) if geo else None}
+
+
+def encode_scene(classes: np.ndarray, sidecar: Mapping[str, Any], *, crs: Any = None,
+                 transform: Any = None, geotiff: bool = True) -> dict[str, bytes | None]:
+    """:func:`encode_class_maps` plus the sidecar's JSON bytes (key ``"sidecar"``)."""
+    out = encode_class_maps(classes, crs=crs, transform=transform, geotiff=geotiff)
+    out[SIDECAR] = json_bytes(dict(sidecar))
+    return out
+
+
+def publish_scene(out_dir: str | os.PathLike, name: str, outputs: Mapping[str, bytes | None],
+                  *, fingerprint: Mapping[str, Any] | None = None) -> dict:
+    """Publish one scene's outputs as a set (each file atomically, the sidecar last, recording
+    the others' sizes and checksums); return the sidecar as written."""
+    return publish_set(scene_output_paths(out_dir, name), outputs, fingerprint=fingerprint)
+
+
+#: Columns of the per-scene summary (one row per scene; ``summary.csv``).
+SUMMARY_COLUMNS = (["scene", "height", "width", "pixel_area_m2", "pixel_area_source",
+                    "valid_pixels", "nodata_pixels", "valid_km2"]
+                   + [f"{CLASS_KEYS[c]}_{k}" for c in sorted(CLASS_CODES)
+                      for k in ("pixels", "km2", "fraction")])
+
+
+def class_summary(classes: np.ndarray, *, pixel_area: float = 100.0, name: str = "scene",
+                  area_source: str = "") -> dict[str, Any]:
+    """Pixels, area (km^2) and fraction of valid pixels of each class of one class map.
+
+    >>> row = class_summary(np.array([[0, 1], [2, 255]], np.uint8), pixel_area=1e6)
+    >>> row["thick_ice_km2"], row["open_water_fraction"], row["nodata_pixels"]
+    (1.0, 0.3333333333333333, 1)
+    """
+    counts = np.bincount(classes.ravel(), minlength=256)
+    valid = int(sum(counts[c] for c in CLASS_CODES))
+    row: dict[str, Any] = {"scene": name, "height": int(classes.shape[0]),
+                           "width": int(classes.shape[1]), "pixel_area_m2": float(pixel_area),
+                           "pixel_area_source": area_source, "valid_pixels": valid,
+                           "nodata_pixels": int(classes.size - valid),
+                           "valid_km2": valid * pixel_area / 1e6}
+    for c in sorted(CLASS_CODES):
+        n = int(counts[c])
+        key = CLASS_KEYS[c]
+        row[f"{key}_pixels"] = n
+        row[f"{key}_km2"] = n * pixel_area / 1e6
+        row[f"{key}_fraction"] = n / valid if valid else float("nan")
+    return row
+
+
+def summary_row_of(out_dir: str | os.PathLike, name: str) -> dict | None:
+    """The summary row a scene's sidecar recorded (``None`` when it has none)."""
+    try:
+        meta = json.loads(scene_output_paths(out_dir, name)[SIDECAR].read_text())
+        row = meta.get("summary")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return row if isinstance(row, dict) else None
+
+
+def write_summary_csv(path: str | os.PathLike, rows: Sequence[dict]) -> Path:
+    """Write per-scene summary rows (:data:`SUMMARY_COLUMNS`) as CSV, atomically, recorded as
+    seaice's own (:func:`~seaice_utils.core.ledger.publish_file`)."""
+    buf = io.StringIO()
+    wr = csv.DictWriter(buf, fieldnames=list(SUMMARY_COLUMNS), extrasaction="ignore")
+    wr.writeheader()
+    wr.writerows(rows)
+    return publish_file(path, buf.getvalue().encode())
