@@ -49,11 +49,12 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
+from seaice_utils.data.dataset import CATALOGUE, dataset_root, read_catalogue, resolve_source
 from seaice_utils.errors import InputError, ParamsError, SeaIceError
 from seaice_utils.params import load_params, params_path, project_folder
 from seaice_utils.report import (environment_info, file_digest, installed_distributions,
                                  shown_path, shown_paths, write_rows_csv)
-from seaice_utils.core.scenes import atomic_write_bytes, write_json
+from seaice_utils.core.scenes import atomic_write_bytes, list_images, write_json
 from seaice_utils.verify import headline_figures, table_values_digest
 
 __all__ = ["notebook_folder", "notebooks", "run_notebooks", "NotebookFailed", "batch_profiles",
@@ -141,9 +142,6 @@ def _shared(value, relative, skip=("image/",)):
 
 def _dataset_files(root: Path) -> list[Path]:
     """The scene, truth and cloud files of a dataset folder, in catalogue order."""
-    from seaice_utils.core.scenes import list_images
-    from seaice_utils.data.dataset import CATALOGUE, read_catalogue
-
     if (root / "scenes").is_dir() or (root / CATALOGUE).is_file():
         recs = read_catalogue(root)
         return [p for r in recs for p in (r.scene_path, r.truth_path, r.cloud_path) if p.is_file()]
@@ -154,8 +152,6 @@ def _inputs(outputs: Path, project: Path, params: dict) -> tuple[dict, Path | No
     """What the notebooks read: the dataset notebook 01 produced (``resolve_source``), its
     catalogue and the size and SHA-256 of its files; the generator's settings for synthetic
     data."""
-    from seaice_utils.data.dataset import CATALOGUE, dataset_root, resolve_source
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")          # a fallback was reported by notebook 01
         used = resolve_source(params, outputs)
@@ -189,8 +185,6 @@ def _inputs(outputs: Path, project: Path, params: dict) -> tuple[dict, Path | No
 def _attribution(source: str, root: Path | None) -> dict:
     """The data attribution the outputs need (none for the synthetic dataset); the years are
     those of the catalogue's ``datetime`` column, when it has one."""
-    from seaice_utils.data.dataset import CATALOGUE
-
     if source == "synthetic":
         return {"attribution": None,
                 "attribution_note": "the synthetic default dataset holds no Copernicus "

@@ -169,6 +169,19 @@ def test_predict_one_bad_file_never_stops_the_others(tmp_path, model, engine):
     assert len(rows) == 4                                # header + the 3 good scenes
 
 
+def test_predict_refuses_a_wrong_model_before_any_scene(tmp_path):
+    src = tmp_path / "in"
+    _scenes(src, 1)
+    bad = tmp_path / "bad.keras"
+    bad.write_text("not a model")
+    r = subprocess.run([sys.executable, "-m", "seaice_utils", "predict", str(bad), str(src),
+                        str(tmp_path / "out"), "-q"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2 and "bad.keras" in r.stderr
+    _one_line(r.stderr)
+    assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
+
+
 # ------------------------------------------------------------------ disk full
 def _tiny_tmpfs(path: Path, size: str = "40k") -> bool:
     path.mkdir()

@@ -214,3 +214,29 @@ def test_one_command_line_and_no_benchmarks_in_the_package():
              if re.search(r"^def main\(", p.read_text(), re.M) and n != "seaice_utils.cli"]
     assert mains == []
     assert not [p for p in PKG.rglob("bench*.py")]
+
+
+def _function_level_imports(name: str) -> list[tuple[int, str]]:
+    """(line, source) of each import of ``seaice_utils`` made inside a function of ``name``."""
+    path = MODULES[name]
+    lines = path.read_text().splitlines()
+    out = []
+
+    def walk(node, in_function):
+        for child in ast.iter_child_nodes(node):
+            if in_function and isinstance(child, (ast.Import, ast.ImportFrom)) \
+                    and _resolve(name, child):
+                out.append((child.lineno, "\n".join(lines[child.lineno - 1:child.end_lineno])))
+            walk(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                          ast.Lambda)))
+
+    walk(ast.parse("\n".join(lines), filename=str(path)), False)
+    return out
+
+
+def test_own_modules_are_imported_at_module_level():
+    """An import of the package's own modules inside a function hides a dependency; the few that
+    must stay there (a closure shipped to Spark executors, say) say why: ``# deferred: why``."""
+    hidden = [f"{name}:{line}: {src.strip()}" for name in MODULES
+              for line, src in _function_level_imports(name) if "# deferred:" not in src]
+    assert not hidden, "move these to the top of the module (or say why not):\n" + "\n".join(hidden)

@@ -6,16 +6,24 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from seaice_utils.collect.run import collect
 from seaice_utils.core.ledger import OwnedFolders, claim, record_files
 from seaice_utils.core.scenes import Stretch, list_inputs
+from seaice_utils.core.tiling import parse_tile_name
+from seaice_utils.data.dataset import ensure_synthetic_dataset
+from seaice_utils.data.synthetic import agreement_lines, agreement_table
 from seaice_utils.engines.base import resolve_workers
 from seaice_utils.engines.spark import spark_session
 from seaice_utils.errors import InputError, ParamsError
 from seaice_utils.inference import predict_inputs, predict_options
 from seaice_utils.labelling.jobs import run_label_job
 from seaice_utils.labelling.settings import label_options
-from seaice_utils.params import load_params
+from seaice_utils.notebooks import check_notebook, strip_notebook
+from seaice_utils.params import dump_params, load_params, load_params_dict
+from seaice_utils.runner import batch_profiles, run_batch, run_notebooks
 from seaice_utils.season import run_season
+from seaice_utils.training.runs import train_cli
+from seaice_utils.verify import compare_runs, comparison_text
 
 __all__ = ["COMMANDS", "configure_logging"]
 
@@ -53,13 +61,8 @@ def configure_logging(a) -> None:
 
 
 def _cmd_synth(a) -> int:
-    from seaice_utils.data.dataset import ensure_synthetic_dataset
-    from seaice_utils.params import load_params, load_params_dict
-
     if a.agreement:
         import cv2
-
-        from seaice_utils.data.synthetic import agreement_lines, agreement_table
 
         cv2.setNumThreads(1)
         print("\n".join(agreement_lines(agreement_table(range(a.seeds), size=a.size or 2048))))
@@ -81,8 +84,6 @@ def _cmd_synth(a) -> int:
 
 
 def _expect_size(text: str | None, inputs, tile_size: int):
-    from seaice_utils.core.tiling import parse_tile_name
-
     def is_tile(name: str) -> bool:
         try:
             parse_tile_name(name)
@@ -155,8 +156,6 @@ _RUN_FOLDERS = ("tables", "figures", "records", "notebooks", "models", "data", "
 
 
 def _cmd_reproduce(a) -> int:
-    from seaice_utils.runner import run_notebooks
-
     only = [x.strip() for x in a.only.split(",")] if a.only else None
     specs = a.params or ["quick"]
     batch = len(specs) > 1 or Path(specs[0]).is_dir()
@@ -165,9 +164,6 @@ def _cmd_reproduce(a) -> int:
     out = Path(a.outputs)
     roots = [out / d for d in _RUN_FOLDERS] + [out / "manifest.json", out / "comparison.csv"]
     if batch:
-        from seaice_utils.runner import batch_profiles, run_batch
-        from seaice_utils.verify import comparison_text
-
         roots += [out / name for name, _ in batch_profiles(specs)]
         with OwnedFolders(roots, overwrite=a.overwrite, what="runs"):
             rows = run_batch(specs, a.outputs, only=only, notebook_dir=a.notebooks,
@@ -191,9 +187,6 @@ def _profiles_with_set(specs: list[str], sets: list[str], outputs: str, *,
     """Each profile of ``specs`` (files, names or folders) with the ``--set`` items applied,
     validated and written to ``<outputs>/profiles/<stem>.yml`` (the notebooks read those, and
     the manifest names them)."""
-    from seaice_utils.params import dump_params, load_params
-    from seaice_utils.runner import batch_profiles
-
     files = [f for _, f in batch_profiles(specs)]
     out = []
     for f in files:
@@ -209,8 +202,6 @@ def _profiles_with_set(specs: list[str], sets: list[str], outputs: str, *,
 
 
 def _cmd_verify(a) -> int:
-    from seaice_utils.verify import compare_runs
-
     if (a.b is None) == (a.reference is None):
         raise InputError("give the other run as B or as --reference MANIFEST (one of them)")
     result = compare_runs(a.a, a.b or a.reference, tolerance=a.tolerance)
@@ -220,9 +211,6 @@ def _cmd_verify(a) -> int:
 
 def _cmd_collect(a) -> int:
     import warnings
-
-    from seaice_utils.collect.run import collect
-    from seaice_utils.params import load_params, load_params_dict
 
     params = load_params(a.params, a.set)
     if a.folder:
@@ -247,8 +235,6 @@ def _cmd_collect(a) -> int:
 
 
 def _cmd_train(a) -> int:
-    from seaice_utils.training.runs import train_cli
-
     if a.workers < 1:
         raise SystemExit(f"seaice train: --workers must be >= 1 (got {a.workers})")
     labels = ("man", "auto") if a.labels == "both" else (a.labels,)
@@ -302,15 +288,11 @@ def _cmd_season(a) -> int:
 def _cmd_params(a) -> int:
     import yaml
 
-    from seaice_utils.params import load_params
-
     print(yaml.safe_dump(load_params(a.file, a.set), sort_keys=False), end="")
     return 0
 
 
 def _cmd_notebooks(a) -> int:
-    from seaice_utils.notebooks import check_notebook, strip_notebook
-
     if a.action == "strip":
         for f in a.files:
             if strip_notebook(f):

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from seaice_utils.collect.products import scene_file
+from seaice_utils.core.scenes import read_scene
 
 __all__ = ["collection_figure", "polar_crs", "project_ring", "region_outline"]
 
@@ -165,8 +166,6 @@ def collection_figure(records: Sequence, *, region: dict | Sequence[float] | Non
     import cv2
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
-
-    from seaice_utils.core.scenes import read_scene
 
     if isinstance(region, dict):
         region = [region["west"], region["south"], region["east"], region["north"]]

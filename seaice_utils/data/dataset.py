@@ -35,8 +35,10 @@ import cv2
 import numpy as np
 
 from seaice_utils.core.classes import NODATA
+from seaice_utils.data.synthetic import synthesize_scene
 from seaice_utils.errors import InputError
-from seaice_utils.core.scenes import Scene, read_scene, write_png
+from seaice_utils.core.scenes import Scene, list_images, read_scene, write_png
+from seaice_utils.report import write_rows_csv
 
 __all__ = ["SceneRecord", "DATA_SOURCE_RECORD", "dataset_root", "resolve_source", "ensure_dataset",
            "synthetic_specs", "ensure_synthetic_dataset", "read_catalogue", "write_catalogue",
@@ -110,8 +112,6 @@ def ensure_synthetic_dataset(root: str | os.PathLike, params: dict, *,
     """
     from tqdm.auto import tqdm
 
-    from seaice_utils.data.synthetic import synthesize_scene
-
     root = Path(root)
     specs = synthetic_specs(params)
     show = params["global"]["progress"] if progress is None else progress
@@ -149,8 +149,6 @@ def ensure_synthetic_dataset(root: str | os.PathLike, params: dict, *,
 
 def write_catalogue(root: str | os.PathLike, rows: Iterable[dict]) -> None:
     """Write ``catalogue.csv`` (atomically) from dict rows; columns in first-seen order."""
-    from seaice_utils.report import write_rows_csv
-
     write_rows_csv(Path(root) / CATALOGUE, rows)
 
 
@@ -270,7 +268,6 @@ def ensure_dataset(outputs: str | os.PathLike, params: dict, *,
                          "run notebook 01 first, or use data.source: synthetic)")
     if (root / "scenes").is_dir() or (root / CATALOGUE).is_file():
         return read_catalogue(root)
-    from seaice_utils.core.scenes import list_images
 
     files = list_images(root)
     if not files:

@@ -80,11 +80,14 @@ import cv2
 import numpy as np
 
 from seaice_utils.core.classes import NODATA, class_fractions
+from seaice_utils.core.metrics import pixel_accuracy
 from seaice_utils.core.scenes import Scene
 from seaice_utils.data.synthetic_atmosphere import (CLOUD_CLEAR, CLOUD_HAZE, CLOUD_SHADOW,
                                                     add_atmosphere)
 from seaice_utils.data.synthetic_ground import draw_geometry, render_ground
 from seaice_utils.errors import InputError
+from seaice_utils.labelling.autolabel import auto_label
+from seaice_utils.labelling.cloudfilter import FilterParams
 
 __all__ = ["SyntheticScene", "synthesize_scene", "agreement_table", "agreement_lines",
            "GENERATOR_VERSION", "MIN_SIZE", "MAX_COVER", "CLOUD_CLEAR", "CLOUD_HAZE",
@@ -259,10 +262,6 @@ def agreement_table(seeds=range(4), *, size: int = 2048, cloud_cover: float = 0.
     against the geometric truth, plus a final ``mean`` row. This is the figure quoted for the
     embedded dataset (printed by :func:`agreement_lines` on the command line).
     """
-    from seaice_utils.labelling.autolabel import auto_label
-    from seaice_utils.labelling.cloudfilter import FilterParams
-    from seaice_utils.core.metrics import pixel_accuracy
-
     keys = ("clear_no_filter", "clear_filter", "cloudy_no_filter", "cloudy_filter")
     rows = []
     for seed in seeds:

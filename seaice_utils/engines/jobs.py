@@ -12,6 +12,7 @@ from seaice_utils.engines.local import run_multiprocessing, run_sequential
 from seaice_utils.core.ledger import claim
 from seaice_utils.engines.outputs import (check_collisions, check_output_folder, own_outputs,
                                           remove_stale_temporaries)
+from seaice_utils.engines.spark import run_spark_job
 from seaice_utils.errors import ParamsError
 
 __all__ = ["run_job", "prepare_outputs"]
@@ -93,8 +94,6 @@ def run_job(task: Task, inputs: Sequence[str | os.PathLike], *, engine: str = "s
         raise ParamsError(f"options {sorted(spark_options)} only apply to the spark engine")
     files = prepare_outputs(task, inputs, overwrite=overwrite)
     if engine == "spark":
-        from seaice_utils.engines.spark import run_spark_job
-
         return run_spark_job(task, files, workers=workers, resume=resume, progress=progress,
                              **spark_options)
     summary = JobSummary(engine=engine, workers=1 if engine == "sequential" else workers,

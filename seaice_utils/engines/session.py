@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import seaice_utils
 from seaice_utils.errors import ParamsError
 
 __all__ = ["spark_home", "package_zip", "spark_session"]
@@ -36,8 +37,6 @@ def spark_home() -> Path:
 def package_zip(dest_dir: str | os.PathLike) -> Path:
     """Zip the ``seaice_utils`` package (its .py files, subpackages included) into
     ``dest_dir/seaice_utils.zip``."""
-    import seaice_utils
-
     pkg = Path(seaice_utils.__path__[0]).resolve()
     out = Path(dest_dir) / "seaice_utils.zip"
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:

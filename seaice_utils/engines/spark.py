@@ -139,7 +139,7 @@ def _make_partition(task: Task, token: str, workers: int, names: list[str]):
 
         from pyspark import SparkFiles
 
-        from seaice_utils.engines.base import run_one
+        from seaice_utils.engines.base import run_one  # deferred: runs on the Spark executor
 
         shipped = {n: SparkFiles.get(n) for n in names}
         run, state = _ready_task(token, task, workers, shipped)
@@ -175,7 +175,7 @@ def warm_up(spark, files: Sequence[str | os.PathLike] = (), task: Task | None = 
                        summary=JobSummary())
         else:
             def touch(batches):
-                import seaice_utils.engines.base  # noqa: F401  (import once per worker)
+                import seaice_utils.engines.base  # noqa: F401  # deferred: once per Spark worker
 
                 _ = task                          # unpickling it imports the task's modules
                 for b in batches:

@@ -12,7 +12,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from seaice_utils.core.classes import CLASS_NAMES
-from seaice_utils.core.metrics import N_CLASSES, tile_confusions_by_key
+from seaice_utils.core.figures import CLASS_ORDER, Panel, new_figure, panel_figure
+from seaice_utils.core.metrics import (N_CLASSES, confusion_percent, pixel_accuracy,
+                                       tile_confusions_by_key)
 from seaice_utils.evaluation.models import MODEL_NAMES, TileSet
 
 __all__ = ["confusion_figure", "pick_examples", "autolabel_examples_figure",
@@ -25,9 +27,6 @@ def confusion_figure(preds: Mapping[tuple[str, str], np.ndarray], reference: np.
     Paper orientation: row = predicted class, column = reference class, each column sums to
     100 %. Classes in the order thick ice, thin ice, open water.
     """
-    from seaice_utils.core.figures import CLASS_ORDER, new_figure
-    from seaice_utils.core.metrics import confusion_percent
-
     counts = {k: c.sum(axis=0) for k, c in tile_confusions_by_key(preds, reference).items()}
     names = list(dict.fromkeys(k[0] for k in counts))
     conds = list(dict.fromkeys(k[1] for k in counts))
@@ -94,9 +93,6 @@ def pick_examples(cloud: np.ndarray, valid_fraction: np.ndarray, k: int = 3) -> 
 
 def autolabel_examples_figure(tiles: TileSet, idx: Sequence[int], cloud: np.ndarray | None = None):
     """Rows of image | filtered | auto-label (original) | auto-label (filtered) | reference."""
-    from seaice_utils.core.figures import Panel, panel_figure
-    from seaice_utils.core.metrics import pixel_accuracy
-
     rows, titles = [], []
     for i in idx:
         ref = tiles.reference[i]
@@ -116,9 +112,6 @@ def autolabel_examples_figure(tiles: TileSet, idx: Sequence[int], cloud: np.ndar
 def predictions_figure(tiles: TileSet, preds: Mapping[tuple[str, str], np.ndarray],
                        idx: Sequence[int], cloud: np.ndarray | None = None):
     """Rows of image | filtered | reference | each model's prediction (filtered, then original)."""
-    from seaice_utils.core.figures import Panel, panel_figure
-    from seaice_utils.core.metrics import pixel_accuracy
-
     names = list(MODEL_NAMES.values())
     keys = sorted(preds, key=lambda k: (k[1] != "filtered",
                                         names.index(k[0]) if k[0] in names else 99, k[0]))
@@ -142,9 +135,6 @@ def scene_figure(maps: Mapping[str, Any], scene: str, *, tile: int = 256, model_
     The plain tile grid (multiples of ``tile``) is marked by ticks on the axes: without overlap
     the differences line up on it (seams), with blended overlap they do not.
     """
-    from seaice_utils.core.figures import Panel, panel_figure
-    from seaice_utils.core.metrics import pixel_accuracy
-
     m = maps[scene]
     ovs = sorted(k for k in m if isinstance(k, int))
     row = [Panel(m["rgb"], "rgb", scene)]
@@ -167,8 +157,6 @@ def scene_figure(maps: Mapping[str, Any], scene: str, *, tile: int = 256, model_
 
 def real_sample_figure(rs: Mapping[str, Any], *, model_name: str = "U-Net-Auto"):
     """image | filtered | auto-labels | the model's map of a real scene."""
-    from seaice_utils.core.figures import Panel, panel_figure
-
     return panel_figure([[Panel(rs["rgb"], "rgb", f"{rs['name']}"),
                           Panel(rs["levels"], "grey", "filtered"),
                           Panel(rs["auto"], "labels", "auto-labels (filter + HSV)"),

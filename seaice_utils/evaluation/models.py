@@ -23,8 +23,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from seaice_utils.core.classes import NODATA
+from seaice_utils.data.tiles import read_tile_index
 from seaice_utils.errors import InputError
+from seaice_utils.inference.model import read_model_settings
+from seaice_utils.params import project_folder
 from seaice_utils.report import shown_path
+from seaice_utils.training.data import load_tiles
 
 __all__ = ["MODEL_NAMES", "CONDITIONS", "ModelsMissing", "project_root", "resolve_path",
            "ModelEntry", "EvalModels", "find_models", "TileSet", "load_tile_set", "index_cloud"]
@@ -44,8 +48,6 @@ class ModelsMissing(InputError):
 def project_root(start: str | os.PathLike | None = None) -> Path:
     """The project folder: the nearest folder at or above ``start`` (default: the working
     directory) that holds ``notebooks/``; ``start`` itself when none does."""
-    from seaice_utils.params import project_folder
-
     found = project_folder("notebooks", start)
     return found.parent if found is not None else Path(start or Path.cwd()).resolve()
 
@@ -114,8 +116,6 @@ def find_models(outputs_dir: str | os.PathLike, params: dict | None = None, *,
     ModelsMissing
         When no model or no split is there, saying which files were expected and how to make them.
     """
-    from seaice_utils.inference.model import read_model_settings
-
     if models_dir is None and params is not None:
         md = params.get("evaluation", {}).get("models_dir")
         models_dir = resolve_path(md) if md else None
@@ -207,8 +207,6 @@ def load_tile_set(tiles_root: str | os.PathLike, names: Sequence[str], *,
 
     ``reference`` is a layer name (``truth``) or a folder of class-map tiles ``<tile>.png``.
     """
-    from seaice_utils.training.data import load_tiles
-
     names = list(names)
     if not names:
         raise InputError("no tiles to evaluate")
@@ -224,8 +222,6 @@ def load_tile_set(tiles_root: str | os.PathLike, names: Sequence[str], *,
 def index_cloud(tiles_root: str | os.PathLike,
                 names: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     """Known cover (NaN where unknown) and scene of ``names`` from a tile index."""
-    from seaice_utils.data.tiles import read_tile_index
-
     idx = {r["tile"]: r for r in read_tile_index(tiles_root)}
     missing = [n for n in names if n not in idx]
     if missing:

@@ -14,7 +14,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from seaice_utils.core.metrics import pixel_accuracy
+from seaice_utils.core.scenes import read_scene
+from seaice_utils.data.dataset import load_scene, load_truth
 from seaice_utils.evaluation.models import resolve_path
+from seaice_utils.inference import class_summary, pixel_area_m2
+from seaice_utils.inference.model import model_input
+from seaice_utils.inference.runtime import make_predict_fn
+from seaice_utils.inference.stitch import predict_scene, seam_statistics, tile_windows
+from seaice_utils.labelling.autolabel import auto_label
+from seaice_utils.labelling.settings import filter_params, thresholds
 from seaice_utils.report import shown_path
 
 __all__ = ["scene_inference", "real_sample_path", "real_sample"]
@@ -45,14 +54,6 @@ def scene_inference(model, settings, records: Sequence, params: dict, *,
         ``maps`` {scene: {"rgb", "truth", overlap: classes}}.
     """
     import time
-
-    from seaice_utils.core.metrics import pixel_accuracy
-    from seaice_utils.data.dataset import load_scene, load_truth
-    from seaice_utils.inference.model import model_input
-    from seaice_utils.inference import class_summary, pixel_area_m2
-    from seaice_utils.inference.runtime import make_predict_fn
-    from seaice_utils.inference.stitch import predict_scene, seam_statistics, tile_windows
-    from seaice_utils.labelling.settings import filter_params
 
     inf = params["inference"]
     fp = filter_params(params)                    # the same for every scene
@@ -115,14 +116,6 @@ def real_sample(path: str | os.PathLike, model, settings, params: dict, *,
         ``pred`` (the model's map, blended windows), ``agreement_pct`` (pixels where both agree),
         ``rows`` (class summaries of both, with the area source).
     """
-    from seaice_utils.core.metrics import pixel_accuracy
-    from seaice_utils.core.scenes import read_scene
-    from seaice_utils.inference.model import model_input
-    from seaice_utils.inference import class_summary, pixel_area_m2
-    from seaice_utils.inference.stitch import predict_scene
-    from seaice_utils.labelling.autolabel import auto_label
-    from seaice_utils.labelling.settings import filter_params, thresholds
-
     sc = read_scene(path)
     fp = filter_params(params)
     auto, levels = auto_label(sc.rgb, nodata=sc.nodata, filter_params=fp,

@@ -40,11 +40,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from seaice_utils.core.classes import CLASS_NAMES, NODATA
-from seaice_utils.core.metrics import (N_CLASSES, metrics_row, report_from_counts,
-                                       tile_confusions, tile_confusions_by_key)
+from seaice_utils.core.metrics import (N_CLASSES, confusion_percent, label_ssim, metrics_row,
+                                       report_from_counts, tile_confusions, tile_confusions_by_key)
 from seaice_utils.evaluation.cloud import estimate_cloud_fraction, strata
 from seaice_utils.evaluation.models import CONDITIONS, EvalModels, ModelEntry, TileSet
+from seaice_utils.inference.model import input_from_layers, load_model
+from seaice_utils.inference.stitch import predict_tiles
 from seaice_utils.paper import PAPER_AUTOLABEL_SSIM, PAPER_TABLE4, PAPER_TABLE5
+from seaice_utils.training.data import load_tiles
 
 __all__ = ["predict_conditions", "table4", "per_class_table", "table5", "autolabel_counts",
            "autolabel_quality", "confusion_table"]
@@ -64,9 +67,6 @@ def predict_conditions(models: EvalModels | Mapping[str, ModelEntry], tiles: Til
     -------
     dict (model name, "original" | "filtered") -> (N, t, t) uint8 ndarray
     """
-    from seaice_utils.inference.model import input_from_layers, load_model
-    from seaice_utils.inference.stitch import predict_tiles
-
     entries = models.models if isinstance(models, EvalModels) else models
     out = {}
     for name, m in entries.items():
@@ -166,9 +166,6 @@ def autolabel_counts(tiles_root: str | os.PathLike, names: Sequence[str], *,
     """
     from tqdm.auto import tqdm
 
-    from seaice_utils.training.data import load_tiles
-    from seaice_utils.core.metrics import label_ssim
-
     names = list(names)
     counts = {c: [] for c in CONDITIONS}
     ssim = {c: [] for c in CONDITIONS}
@@ -227,8 +224,6 @@ def confusion_table(preds: Mapping[tuple[str, str], np.ndarray], reference: np.n
     """Confusion matrices in long form: model, input, predicted, reference, pixels, percent of
     the reference class (each reference column sums to 100 %)."""
     import pandas as pd
-
-    from seaice_utils.core.metrics import confusion_percent
 
     rows = []
     for (name, cond), c in tile_confusions_by_key(preds, reference).items():

@@ -27,6 +27,7 @@ from seaice_utils.errors import InputError
 from seaice_utils.inference.runtime import register_cache
 from seaice_utils.labelling.cloudfilter import (FilterParams, levels_to_rgb,
                                                 thin_cloud_shadow_filter)
+from seaice_utils.training.unet import load_unet
 
 __all__ = ["INPUT_KINDS", "ModelSettings", "norm_input", "read_model_settings", "load_model",
            "input_from_layers", "model_input", "model_io", "check_model"]
@@ -264,7 +265,6 @@ def load_model(model_path: str | os.PathLike, *, input: str | None = None,
     key = (str(p.resolve()), p.stat().st_mtime_ns, input)
     if cache and key in _MODELS:
         return _MODELS[key]
-    from seaice_utils.training.unet import load_unet
 
     try:
         model = load_unet(p)

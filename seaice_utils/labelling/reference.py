@@ -41,11 +41,13 @@ import cv2
 import numpy as np
 
 from seaice_utils.core.classes import NODATA, PALETTE
-from seaice_utils.core.scenes import check_rgb
+from seaice_utils.core.scenes import check_rgb, read_scene, write_json, write_png
 from seaice_utils.core.tiling import iter_tiles, pad_to_multiple
-from seaice_utils.errors import InputError
+from seaice_utils.engines.base import JobSummary
+from seaice_utils.errors import InputError, SeaIceError
 from seaice_utils.labelling.autolabel import Thresholds
 from seaice_utils.labelling.cloudfilter import LEVEL_THICK, LEVEL_THIN, LEVEL_WATER, FilterParams
+from seaice_utils.labelling.pipeline import LabelOptions, output_paths, sidecar
 
 __all__ = ["reference_filter", "reference_segment", "reference_auto_label",
            "reference_label_files"]
@@ -200,11 +202,6 @@ def reference_label_files(files: Sequence[str | os.PathLike], out_dir: str | os.
     seaice_utils.engines.base.JobSummary
     """
     from tqdm.auto import tqdm
-
-    from seaice_utils.core.scenes import read_scene, write_json, write_png
-    from seaice_utils.engines.base import JobSummary
-    from seaice_utils.errors import SeaIceError
-    from seaice_utils.labelling.pipeline import LabelOptions, output_paths, sidecar
 
     opts = opts or LabelOptions()
     summary = JobSummary(verb="labelled")

@@ -34,9 +34,20 @@ from typing import Any, Callable, Iterator, Sequence
 import cv2
 import numpy as np
 
+from seaice_utils.core.classes import palette_unchecked
 from seaice_utils.core.figures import new_figure
 from seaice_utils.core.speedup_plot import draw_speedups
+from seaice_utils.engines.cluster import LocalStandaloneCluster
+from seaice_utils.engines.spark import spark_session, warm_up
 from seaice_utils.errors import InputError
+from seaice_utils.labelling.autolabel import Thresholds, auto_label, segment
+from seaice_utils.labelling.cloudfilter import FilterParams, thin_cloud_shadow_filter
+from seaice_utils.labelling.jobs import LabelTask, run_label_job
+from seaice_utils.labelling.kernels import median_blur
+from seaice_utils.labelling.pipeline import read_input
+from seaice_utils.labelling.reference import (reference_auto_label, reference_filter,
+                                              reference_label_files, reference_segment)
+from seaice_utils.report import environment_info
 
 __all__ = ["one_core", "kernel_timings", "summarise_kernels", "time_job",
            "table1_multiprocessing", "table2_spark", "sample_scenes", "machine", "speedup_figure"]
@@ -55,8 +66,6 @@ def one_core() -> Iterator[None]:
 
 def machine() -> dict[str, Any]:
     """Cores and CPU model (:func:`seaice_utils.report.environment_info`)."""
-    from seaice_utils.report import environment_info
-
     info = environment_info()
     return {"cpu_count": info["cpu_count"], "cpu_model": info["cpu_model"],
             "python": info["python"], "platform": info["platform"]}
@@ -66,8 +75,6 @@ def machine() -> dict[str, Any]:
 
 def sample_scenes(files: Sequence[Path], n: int):
     """``n`` tiles spread evenly over ``files``, read as scenes (RGB + no-data mask)."""
-    from seaice_utils.labelling.pipeline import read_input
-
     files = list(files)
     if not files:
         raise InputError("no tiles to sample")
@@ -79,13 +86,6 @@ def sample_scenes(files: Sequence[Path], n: int):
 
 def _kernels(filter_params, thresholds) -> dict[str, tuple[Callable, Callable, Callable]]:
     """name -> (reference(rgb, nodata), fast(rgb, nodata), equal(ref_out, fast_out))."""
-    from seaice_utils.core.classes import palette_unchecked
-    from seaice_utils.labelling.autolabel import auto_label, segment
-    from seaice_utils.labelling.cloudfilter import thin_cloud_shadow_filter
-    from seaice_utils.labelling.kernels import median_blur
-    from seaice_utils.labelling.reference import (reference_auto_label, reference_filter,
-                                                  reference_segment)
-
     fp, thr = filter_params, thresholds
 
     def seg_fast(rgb, nd):
@@ -140,9 +140,6 @@ def kernel_timings(scenes, *, filter_params=None, thresholds=None, repeats: int 
     """
     import pandas as pd
     from tqdm.auto import tqdm
-
-    from seaice_utils.labelling.autolabel import Thresholds
-    from seaice_utils.labelling.cloudfilter import FilterParams
 
     kernels = _kernels(filter_params or FilterParams(), thresholds or Thresholds())
     rows = []
@@ -203,9 +200,6 @@ def time_job(files: Sequence[Path], work: str | Path, opts, *, engine: str, work
         ``engine``, ``workers``, ``seconds`` (total of the fastest run), its phases, ``labelled``,
         ``failed``, ``output`` (folder of the last run).
     """
-    from seaice_utils.labelling.jobs import run_label_job
-    from seaice_utils.labelling.reference import reference_label_files
-
     best: dict[str, Any] | None = None
     out = Path(work)
     for _ in range(repeats):
@@ -281,10 +275,6 @@ def table2_spark(files: Sequence[Path], work: str | Path, opts, *,
         relative to the first row, oversubscribed.
     """
     import pandas as pd
-
-    from seaice_utils.engines.cluster import LocalStandaloneCluster
-    from seaice_utils.engines.spark import spark_session, warm_up
-    from seaice_utils.labelling.jobs import LabelTask, run_label_job
 
     work = Path(work)
     rows = []

@@ -16,6 +16,8 @@ import os
 import time
 from pathlib import Path
 
+from seaice_utils.report import write_rows_csv
+
 _log = logging.getLogger("seaice.training")
 
 __all__ = ["make_callbacks", "ThroughputCallback", "read_history"]
@@ -31,8 +33,6 @@ def read_history(run_dir: str | os.PathLike) -> list[dict[str, float]]:
 
 
 def _write_history(run_dir: Path, rows: list[dict]) -> None:
-    from seaice_utils.report import write_rows_csv
-
     write_rows_csv(run_dir / "history.csv", rows)
 
 

@@ -35,7 +35,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from seaice_utils.core.classes import NODATA
+from seaice_utils.core.classes import NODATA, from_palette
+from seaice_utils.core.scenes import list_images, read_image, write_png
+from seaice_utils.data.tiles import tile_path
 from seaice_utils.errors import InputError
 
 __all__ = ["LABEL_LAYERS", "INPUT_LAYERS", "label_folder", "input_folder", "split_tiles",
@@ -286,9 +288,6 @@ def load_tiles(tiles_root: str | os.PathLike, names: Sequence[str], layer: str) 
     (N, H, W) or (N, H, W, 3) uint8 ndarray
         RGB order for ``rgb``.
     """
-    from seaice_utils.data.tiles import tile_path
-    from seaice_utils.core.scenes import read_image
-
     if not names:
         raise InputError("no tiles to load")
     out = []
@@ -321,9 +320,6 @@ def convert_manual_labels(folder: str | os.PathLike, out_dir: str | os.PathLike,
     Path
         ``out_dir``.
     """
-    from seaice_utils.core.classes import from_palette
-    from seaice_utils.core.scenes import list_images, read_image, write_png
-
     out = Path(out_dir)
     files = list_images(folder)
     if not files:

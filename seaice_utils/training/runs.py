@@ -31,13 +31,19 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from seaice_utils.core.metrics import classification_report
 from seaice_utils.core.scenes import atomic_write_bytes, write_json
 from seaice_utils.core.speedup_plot import draw_speedups
+from seaice_utils.data.tiles import tile_path
+from seaice_utils.labelling.settings import filter_params
 from seaice_utils.paper import PAPER_TABLE3
+from seaice_utils.params import load_params
 from seaice_utils.report import shown_path, shown_paths
+from seaice_utils.training.data import load_tiles
 from seaice_utils.training.launch import launch, prepare_run_dir
 from seaice_utils.training.settings import (prepare_training_data, process_settings, run_dir_of,
                                             training_settings)
+from seaice_utils.training.unet import load_unet, predict_classes
 from seaice_utils.training.worker import configure_tf, init_horovod, run_trainings, under_horovodrun
 
 __all__ = ["scaling_runs", "train_models", "record_models", "scaling_table", "evaluate_model",
@@ -95,7 +101,6 @@ def record_models(params: dict, outputs_dir: str | os.PathLike, data: dict,
     the outputs folder (:func:`seaice_utils.report.shown_path`): the file can be shared.
     """
     outputs_dir = Path(outputs_dir)
-    from seaice_utils.labelling.settings import filter_params
 
     info = {"split": data["split"], "tiles_root": shown_path(data["tiles_root"], outputs_dir),
             "training": shown_paths(params["training"], outputs_dir),
@@ -170,11 +175,6 @@ def evaluate_model(model_path: str | os.PathLike, tiles_root: str | os.PathLike,
         reference name -> :func:`seaice_utils.core.metrics.classification_report` of the predictions
         (no-data of the reference excluded); references whose tiles are missing are left out.
     """
-    from seaice_utils.training.data import load_tiles
-    from seaice_utils.core.metrics import classification_report
-    from seaice_utils.data.tiles import tile_path
-    from seaice_utils.training.unet import load_unet, predict_classes
-
     model = load_unet(model_path)
     x = load_tiles(tiles_root, names, input_layer)
     pred = predict_classes(model, x, batch_size=batch_size)
@@ -196,10 +196,6 @@ def heldout_table(info: dict, data: dict) -> list[dict[str, Any]]:
     against the auto-labels of the filtered image; a first row scores the auto-labels themselves
     against the reference (the accuracy U-Net-Auto can reach by reproducing its labels).
     """
-    from seaice_utils.training.data import load_tiles
-    from seaice_utils.core.metrics import classification_report
-    from seaice_utils.data.tiles import tile_path
-
     names, root = data["split"]["test"], data["tiles_root"]
     if not names:
         return []
@@ -279,8 +275,6 @@ def train_cli(params_file: str, outputs_dir: str, *, labels: Sequence[str] = ("m
               progress: bool = True, overrides: Sequence[str] = ()) -> int:
     """What ``seaice train`` does (see the module docstring); ``overrides`` are ``--set``
     items."""
-    from seaice_utils.params import load_params
-
     params = load_params(params_file, overrides)
     over: dict[str, Any] = {}
     if epochs is not None:

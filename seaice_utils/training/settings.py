@@ -21,7 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from seaice_utils.core.scenes import write_json
+from seaice_utils.data.dataset import ensure_dataset, resolve_source
+from seaice_utils.data.tiles import prepare_tiles
 from seaice_utils.errors import InputError, SeaIceError
+from seaice_utils.training.data import LABEL_LAYERS, convert_manual_labels, split_tiles
+from seaice_utils.training.unet import unet_config
 
 __all__ = ["TrainingFailed", "prepare_training_data", "training_settings", "process_settings",
            "run_dir_of", "fingerprint", "portable_paths", "absolute_paths", "portable_settings",
@@ -58,10 +62,6 @@ def prepare_training_data(params: dict, outputs_dir: str | os.PathLike, *,
         of U-Net-Man: ``"truth"`` or the converted folder, None when there are no reference
         labels), ``outputs_dir`` (what the paths ``training.json`` records are relative to).
     """
-    from seaice_utils.training.data import convert_manual_labels, split_tiles
-    from seaice_utils.data.dataset import ensure_dataset, resolve_source
-    from seaice_utils.data.tiles import prepare_tiles
-
     t = params["training"]
     outputs_dir = Path(outputs_dir)
     tiles_root = outputs_dir / "tiles"
@@ -122,8 +122,6 @@ def training_settings(params: dict, data: dict, *, labels: str = "auto", workers
     **overrides
         Any key of the returned dict (e.g. ``epochs=1``, ``batch_size=8``, ``scale_lr=False``).
     """
-    from seaice_utils.training.unet import unet_config
-
     t, g = params["training"], params["global"]
     if labels == "man":
         if data.get("man_labels") is None:
@@ -161,8 +159,6 @@ def training_settings(params: dict, data: dict, *, labels: str = "auto", workers
 
 
 def _is_path(key: str, value: Any) -> bool:
-    from seaice_utils.training.data import LABEL_LAYERS
-
     if key not in _PATH_KEYS or not isinstance(value, str) or not value:
         return False
     return value not in LABEL_LAYERS if key == "label_source" else True

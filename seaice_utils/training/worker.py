@@ -41,7 +41,9 @@ import numpy as np
 
 from seaice_utils.core.scenes import write_json
 from seaice_utils.training.callbacks import make_callbacks, read_history
+from seaice_utils.training.data import make_dataset, shard_names
 from seaice_utils.training.settings import fingerprint, portable_paths, read_settings
+from seaice_utils.training.unet import build_unet, unet_config
 
 __all__ = ["FAILURE_MARK", "under_horovodrun", "init_horovod", "pin_cores", "configure_tf",
            "run_worker", "run_trainings", "rank_entry"]
@@ -199,8 +201,6 @@ def _save_model_atomic(model, settings: dict, path: Path) -> None:
     """Save an uncompiled float32 copy of ``model`` as ``.keras``, atomically."""
     import tensorflow as tf
 
-    from seaice_utils.training.unet import build_unet, unet_config
-
     policy = tf.keras.mixed_precision.global_policy()
     tf.keras.mixed_precision.set_global_policy("float32")
     try:
@@ -232,9 +232,6 @@ def run_worker(settings: dict, *, hv=None) -> dict | None:
     """
     hv = hv or init_horovod()
     import tensorflow as tf
-
-    from seaice_utils.training.data import make_dataset, shard_names
-    from seaice_utils.training.unet import build_unet, unet_config
 
     device = configure_tf(settings, hv)
     rank, size = hv.rank(), hv.size()

@@ -8,6 +8,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from seaice_utils.core.classes import CLASS_NAMES, UNLABELLED_NAME
+from seaice_utils.core.figures import (Panel, class_fraction_bars, class_histograms, new_figure,
+                                       panel_figure)
+from seaice_utils.core.tiling import iter_tiles, pad_to_multiple
 from seaice_utils.errors import InputError
 from seaice_utils.labelling.autolabel import segment
 from seaice_utils.labelling.cloudfilter import filter_steps, levels_to_rgb
@@ -21,8 +24,6 @@ __all__ = ["fraction_bars", "panels_figure", "filter_steps_figure", "value_histo
 
 def fraction_bars(table, *, title: str | None = None):
     """Stacked class-fraction bars of a :func:`class_fraction_table` (one bar per row)."""
-    from seaice_utils.core.figures import class_fraction_bars
-
     names = {col: CLASS_NAMES.get(c, UNLABELLED_NAME) for col, c in FRACTION_COLUMNS.items()}
     bars = {f"{r.scene}: {r.labels}": {names[c]: getattr(r, c) for c in FRACTION_COLUMNS}
             for r in table.itertuples()}
@@ -34,8 +35,6 @@ def _pct(x: float | None) -> str:
 
 
 def _preview_panels(pv: Mapping[str, Any]) -> list:
-    from seaice_utils.core.figures import Panel
-
     agree = pv.get("agreement", {})
     panels = [Panel(pv["image"], "rgb", "image"),
               Panel(pv["filtered"], "grey", "filtered grey (0/155/255)"),
@@ -63,8 +62,6 @@ def panels_figure(previews: Sequence[Mapping[str, Any]], *, panel_size: float = 
     -------
     matplotlib.figure.Figure
     """
-    from seaice_utils.core.figures import panel_figure
-
     if not previews:
         raise InputError("panels_figure needs at least one preview")
     return panel_figure([_preview_panels(pv) for pv in previews],
@@ -96,8 +93,6 @@ def filter_steps_figure(sample: TuningSample, params: dict, *, panel_size: float
     -------
     matplotlib.figure.Figure
     """
-    from seaice_utils.core.figures import Panel, panel_figure
-
     fp = filter_params(params)
     steps = filter_steps(sample.rgb, fp, nodata=sample.nodata)
     fmt = params["filter"]
@@ -120,8 +115,6 @@ def filter_steps_figure(sample: TuningSample, params: dict, *, panel_size: float
 
 def _filtered_values(rgb: np.ndarray, fp, nodata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Step-10 value and filter water mask, per scene or per tile as ``fp.apply_to`` says."""
-    from seaice_utils.core.tiling import iter_tiles, pad_to_multiple
-
     if fp.apply_to == "scene":
         st = filter_steps(rgb, fp, nodata=nodata)
         return st["norm2"], st["water"]
@@ -161,8 +154,6 @@ def value_histogram_figure(samples: Sequence[TuningSample], params: dict):
     -------
     matplotlib.figure.Figure
     """
-    from seaice_utils.core.figures import class_histograms, new_figure
-
     if not samples:
         raise InputError("value_histogram_figure needs at least one sample")
     fp = filter_params(params)

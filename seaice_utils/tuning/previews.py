@@ -21,6 +21,7 @@ from seaice_utils.errors import InputError
 from seaice_utils.labelling.autolabel import segment
 from seaice_utils.labelling.cloudfilter import levels_to_rgb, thin_cloud_shadow_filter
 from seaice_utils.labelling.settings import filter_params, thresholds
+from seaice_utils.params import defaults
 from seaice_utils.tuning.samples import TuningSample
 from seaice_utils.tuning.settings import threshold_warnings
 
@@ -123,8 +124,6 @@ def preview(rgb: np.ndarray, nodata: np.ndarray | None = None, truth: np.ndarray
     >>> out["fractions"]["no filter"]["thin_ice"], out["agreement"]["no filter"]
     (0.5, 1.0)
     """
-    from seaice_utils.params import defaults
-
     p = defaults() if params is None else params
     if nodata is None:
         nodata = np.zeros(rgb.shape[:2], bool)

@@ -15,6 +15,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from seaice_utils.core.scenes import check_rgb
+from seaice_utils.data.dataset import load_cloud, load_scene, load_truth
 from seaice_utils.errors import InputError
 
 __all__ = ["TuningSample", "crop_or_resize", "load_samples", "cloudiest"]
@@ -42,8 +44,6 @@ class TuningSample:
     cloud: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        from seaice_utils.core.scenes import check_rgb
-
         check_rgb(self.rgb, what=f"sample {self.name!r}")
         shape = self.rgb.shape[:2]
         for what, arr in (("nodata", self.nodata), ("truth", self.truth), ("cloud", self.cloud)):
@@ -131,8 +131,6 @@ def load_samples(records: Sequence, params: dict, *, n: int | None = None,
         Images cropped (or resized) with :func:`crop_or_resize`; truth and cloud masks where the
         dataset has them.
     """
-    from seaice_utils.data.dataset import load_cloud, load_scene, load_truth
-
     t = params["tuning"]
     n = t["scenes"] if n is None else n
     size = t["preview_size"] if size is None else size

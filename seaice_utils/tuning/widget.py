@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from seaice_utils.core.classes import CLASS_NAMES, DISPLAY_ORDER, RANGE_KEYS
+from seaice_utils.core.figures import figure_to_png
 from seaice_utils.errors import InputError, ParamsError
 from seaice_utils.labelling.cloudfilter import thin_cloud_shadow_filter
 from seaice_utils.labelling.kernels import MEDIAN_KERNEL_MAX
@@ -322,8 +323,6 @@ class Tuner:
         if self._hold:
             return self.error is None
         import html
-
-        from seaice_utils.core.figures import figure_to_png
 
         settings = self.settings()
         problems = range_errors(settings)
