@@ -11,7 +11,7 @@ import pytest
 
 from seaice_utils.inference import model as inf_model
 from seaice_utils.engines import scene_outputs
-from seaice_utils.inference import outputs as inf_outputs
+from seaice_utils.core import areas as inf_outputs
 from seaice_utils.inference import predict as infer
 from seaice_utils.inference import runtime as inf_runtime
 from seaice_utils.inference import stitch as inf_stitch

@@ -72,6 +72,15 @@ def test_label_predict_and_season_write_the_same_set(season, model, tmp_path):
         head = (tmp_path / d / f"{scene.stem}_labels.png").read_bytes()[:26]
         assert head[25] == 3, d                        # the same palette encoding
     assert not list((tmp_path / "p").glob("*_map.png"))
+    # one summary row type: the same columns, the same pixel area, counts that match the map
+    import cv2
+
+    heads = [(tmp_path / d / "summary.csv").read_text().splitlines() for d in ("l", "p")]
+    assert heads[0][0] == heads[1][0] and len(heads[0]) == len(heads[1]) == 2
+    row = next(csv.DictReader(open(tmp_path / "l" / "summary.csv")))
+    classes = cv2.imread(str(tmp_path / "l" / f"{scene.stem}_classes.png"), cv2.IMREAD_UNCHANGED)
+    assert int(row["thick_ice_pixels"]) == int((classes == 2).sum())
+    assert float(row["pixel_area_m2"]) == 1600.0          # the season's 40 m grid
 
 
 def _one_scene_season(season, tmp_path):

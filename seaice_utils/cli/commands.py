@@ -140,7 +140,7 @@ def _cmd_label(a) -> int:
         raise ParamsError("--spark-output needs --engine spark")
     summary = run_label_job(files, a.output, opts, engine=engine, workers=workers,
                             resume=a.resume, progress=not a.no_progress, overwrite=a.overwrite,
-                            **spark)
+                            summary_csv=True, **spark)
     print(summary.describe())
     return 0 if summary.ok else 1
 

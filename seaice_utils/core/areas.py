@@ -11,16 +11,22 @@ area there; the scale is interpolated bilinearly to the pixel centres (it varies
 interpolation error is far below 1e-6 of a pixel's area for ``step`` 32 on polar grids). On an
 EASE-Grid 2.0 grid the result is the grid's pixel area.
 
+:func:`pixel_area_m2` is the nominal area of one pixel (from the transform, else a given pixel
+size): what a scene's summary row (``summary.csv`` of ``seaice label`` and ``seaice predict``)
+counts with.
+
 rasterio (PROJ) does the projecting; it is imported when the function runs.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from seaice_utils.errors import InputError
 
-__all__ = ["ground_pixel_areas", "equal_area_crs", "EQUAL_AREA_CRS"]
+__all__ = ["ground_pixel_areas", "equal_area_crs", "EQUAL_AREA_CRS", "pixel_area_m2"]
 
 #: Equal-area grids (NSIDC EASE-Grid 2.0, Lambert azimuthal) by hemisphere.
 EQUAL_AREA_CRS = {"north": "EPSG:6931", "south": "EPSG:6932"}
@@ -104,3 +110,47 @@ def ground_pixel_areas(transform, crs, shape, *, step: int = 32) -> np.ndarray:
     scale = (area / (t[0] * -t[4])).reshape(len(rows), len(cols))
     scale = _interp_axis(_interp_axis(scale, cols, w, axis=1), rows, h, axis=0)
     return scale * (t[0] * -t[4])
+
+
+def pixel_area_m2(meta: dict | None, shape: tuple[int, int] | None = None, *,
+                  pixel_size_m: float | None = None,
+                  default_pixel_size_m: float = 10.0) -> tuple[float, str]:
+    """Area of one pixel in m^2 and where it came from.
+
+    ``pixel_size_m`` (given) wins; else the scene's transform (``meta["transform"]``, 6 floats,
+    and ``meta["crs"]`` WKT, as :func:`seaice_utils.core.scenes.read_scene` keeps them): for a
+    projected CRS the transform's determinant times the CRS unit in metres squared; for a
+    geographic CRS (degrees) the degree lengths at the scene's centre latitude (spherical Earth,
+    approximate); else ``default_pixel_size_m`` squared (10 m: Sentinel-2's visible bands).
+
+    >>> pixel_area_m2({})
+    (100.0, 'default pixel size 10 m')
+    >>> pixel_area_m2({"transform": [20, 0, 500000, 0, -20, 8e6], "crs": "EPSG:3031"})[0]
+    400.0
+    """
+    if pixel_size_m is not None:
+        if not pixel_size_m > 0:
+            raise InputError(f"pixel size must be > 0 m (got {pixel_size_m})")
+        return float(pixel_size_m) ** 2, f"given pixel size {pixel_size_m:g} m"
+    meta = meta or {}
+    t, crs = meta.get("transform"), meta.get("crs")
+    if t is not None and crs:
+        a, b, _, d, e, f = (float(x) for x in list(t)[:6])
+        det = abs(a * e - b * d)
+        try:
+            from rasterio.crs import CRS
+
+            c = CRS.from_user_input(crs)
+            if c.is_geographic:
+                lat = f + e * (shape[0] / 2 if shape else 0.0)
+                r = 6371008.8
+                m_per_deg = math.pi * r / 180.0
+                return (det * m_per_deg ** 2 * math.cos(math.radians(lat)),
+                        "geographic CRS, approximate at the centre latitude")
+            unit = float(c.linear_units_factor[1]) if c.is_projected else 1.0
+            return det * unit ** 2, f"transform ({math.sqrt(det) * unit:g} m pixels)"
+        except ImportError:
+            return det, "transform (CRS units taken as metres: rasterio missing)"
+        except Exception:  # unparsable CRS: the determinant, in its own units
+            return det, "transform (unknown CRS units taken as metres)"
+    return float(default_pixel_size_m) ** 2, f"default pixel size {default_pixel_size_m:g} m"

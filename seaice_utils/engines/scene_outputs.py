@@ -27,7 +27,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -36,11 +36,12 @@ from seaice_utils.core.geotiff import class_map_cog
 from seaice_utils.core.ledger import publish_file
 from seaice_utils.core.png import idat_stream, png_from_idat
 from seaice_utils.core.scenes import json_bytes
+from seaice_utils.engines.base import describe_error
 from seaice_utils.engines.outputs import SIDECAR, publish_set
 
 __all__ = ["SCENE_OUTPUT_KEYS", "CLASS_MAP_SUFFIX", "scene_output_paths", "encode_class_maps",
            "encode_scene", "publish_scene", "class_summary", "SUMMARY_COLUMNS",
-           "write_summary_csv", "summary_row_of"]
+           "write_summary_csv", "summary_row_of", "summarise_job"]
 
 #: The files of one scene, in the order they are written (the sidecar last).
 SCENE_OUTPUT_KEYS = ("classes", "labels", "geotiff", SIDECAR)
@@ -124,6 +125,30 @@ def summary_row_of(out_dir: str | os.PathLike, name: str) -> dict | None:
     except (OSError, ValueError, AttributeError):
         return None
     return row if isinstance(row, dict) else None
+
+
+def summarise_job(job, out_dir: str | os.PathLike, files: Sequence[Path], *,
+                  payload_row: Callable[[Any], dict | None] = lambda p: p,
+                  write: bool = True) -> list[dict]:
+    """The summary rows of a job's scenes, in input order, into ``job.rows``, and (``write``)
+    ``<out_dir>/summary.csv`` into ``job.summary_csv``: each done scene's row from its payload
+    (``payload_row``), else (Spark's bytes mode, scenes ``resume`` skipped) from its sidecar.
+    A summary that cannot be written (a full disk) is one more failure of the job."""
+    rows: dict[str, dict] = {}
+    for name, payload in zip(job.done, job.results):
+        row = payload_row(payload) if payload is not None else None
+        rows[name] = row if row is not None else summary_row_of(out_dir, name)
+    for name in job.skipped:
+        rows[name] = summary_row_of(out_dir, name)
+    order = {Path(f).stem: i for i, f in enumerate(files)}
+    job.rows = [rows[n] for n in sorted(rows, key=lambda n: order.get(n, len(order)))
+                if rows[n] is not None]
+    if write and job.rows:
+        try:
+            job.summary_csv = write_summary_csv(Path(out_dir) / "summary.csv", job.rows)
+        except OSError as exc:
+            job.failures.append(("summary.csv", describe_error(exc)))
+    return job.rows
 
 
 def write_summary_csv(path: str | os.PathLike, rows: Sequence[dict]) -> Path:

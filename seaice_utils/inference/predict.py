@@ -3,7 +3,7 @@
 A trained U-Net turns scenes of any size into sea-ice class maps (Iqrah et al. 2024, "Inference"): each
 file is read, turned into the model's input (:mod:`seaice_utils.inference.model`), predicted in
 blended windows (:mod:`seaice_utils.inference.stitch`) and written with its class areas
-(:mod:`seaice_utils.inference.outputs`) by :func:`predict_file`.
+(:mod:`seaice_utils.engines.scene_outputs`) by :func:`predict_file`.
 
 Many scenes (:func:`predict_inputs`) run as a :class:`PredictTask` on the engine layer
 (:mod:`seaice_utils.engines`), as auto-labelling does: ``sequential``, ``multiprocessing`` (a
@@ -25,20 +25,18 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from seaice_utils.core.classes import N_CLASSES, PREDICTED_CODES
+from seaice_utils.core.areas import pixel_area_m2
 from seaice_utils.core.budget import PREDICT_BYTES_PER_PIXEL
+from seaice_utils.core.classes import N_CLASSES, PREDICTED_CODES
 from seaice_utils.core.scenes import Stretch, list_inputs, read_scene
-from seaice_utils.engines.base import (ENGINES, JobSummary, Task, check_engine, describe_error,
-                                       resolve_workers)
+from seaice_utils.engines.base import ENGINES, JobSummary, Task, check_engine, resolve_workers
 from seaice_utils.engines.jobs import run_job
 from seaice_utils.engines.scene_outputs import (class_summary, encode_scene, publish_scene,
-                                                scene_output_paths, summary_row_of,
-                                                write_summary_csv)
+                                                scene_output_paths, summarise_job)
 from seaice_utils.report import sha256_file
 from seaice_utils.errors import InputError, SeaIceError
 from seaice_utils.inference.model import (ModelSettings, check_model, load_model, model_input,
                                           norm_input, read_model_settings)
-from seaice_utils.inference.outputs import pixel_area_m2
 from seaice_utils.inference.runtime import RUNTIMES, make_predict_fn, register_cache
 from seaice_utils.inference.stitch import BLENDS, BORDERS, predict_scene
 from seaice_utils.labelling.cloudfilter import FilterParams
@@ -347,21 +345,10 @@ def predict_inputs(model_path: str | os.PathLike, inputs, out_dir: str | os.Path
     spark_options = {"spark": spark, "warm": False} if engine == "spark" else {}
     job = run_job(task, files, engine=engine, workers=min(workers, len(files)), resume=resume,
                   progress=progress, chunk_size=1, overwrite=overwrite, **spark_options)
-    rows: dict[str, dict] = dict(zip(job.done, job.results))
-    for name in job.skipped:
-        row = summary_row_of(out_dir, name)
-        if row is not None:
-            rows[name] = row
-    order = {f.stem: i for i, f in enumerate(files)}
-    job.rows = sorted(rows.values(), key=lambda r: order.get(r["scene"], len(order)))
+    summarise_job(job, out_dir, files)
     empty = [r["scene"] for r in job.rows if r.get("valid_pixels") == 0]
     if empty:
         warnings.warn(f"{len(empty)} scene(s) where every pixel is no-data, nothing predicted: "
                       f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}", UserWarning,
                       stacklevel=2)
-    if job.rows:
-        try:
-            job.summary_csv = write_summary_csv(out_dir / "summary.csv", job.rows)
-        except OSError as exc:
-            job.failures.append(("summary.csv", describe_error(exc)))
     return job

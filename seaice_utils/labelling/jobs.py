@@ -33,7 +33,9 @@ on one thread (``cv_threads``), so ``workers`` is the number of cores the job us
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -42,6 +44,7 @@ import seaice_utils.labelling.pipeline as pipeline
 from seaice_utils.core.scenes import list_inputs
 from seaice_utils.engines.base import JobSummary, Task, check_engine, resolve_workers
 from seaice_utils.engines.jobs import run_job
+from seaice_utils.engines.scene_outputs import summarise_job
 from seaice_utils.errors import ParamsError
 from seaice_utils.labelling.pipeline import INPUT_ERRORS, OUTPUT_KEYS, LabelOptions
 
@@ -69,11 +72,14 @@ class LabelTask(Task):
     opts : LabelOptions
     cv_threads : int or None
         OpenCV threads in each worker (None leaves OpenCV's setting).
+    summary_csv : bool
+        The job writes ``summary.csv`` (one row per scene) beside the scenes' outputs.
     """
 
     out_dir: Path
     opts: LabelOptions = LabelOptions()
     cv_threads: int | None = 1
+    summary_csv: bool = False
 
     errors = INPUT_ERRORS
     desc, unit, verb = "auto-labelling", "image", "labelled"
@@ -106,11 +112,14 @@ class LabelTask(Task):
                 if k not in ("expect_size", "max_bytes")}
         return {"job": "auto-label", "options": opts}
 
-    def run(self, path: str | os.PathLike) -> bool:
-        """Label one file; the payload says whether it had no data pixel at all."""
+    def run(self, path: str | os.PathLike) -> tuple[dict, bool]:
+        """Label one file; the payload is its summary row and whether it had no data pixel."""
         meta = pipeline.label_file(path, self.out_dir, self.opts,
                                    fingerprint=self.fingerprint(path))
-        return pipeline.NO_DATA_WARNING in (meta.get("warnings") or [])
+        return meta["summary"], pipeline.NO_DATA_WARNING in (meta.get("warnings") or [])
+
+    def job_outputs(self) -> list[Path]:
+        return [self.out_dir / "summary.csv"] if self.summary_csv else []
 
     def run_bytes(self, content: bytes, filename: str) -> tuple[str, dict[str, bytes]]:
         scene = pipeline.scene_from_bytes(content, filename, self.opts)
@@ -131,7 +140,8 @@ def run_label_job(inputs: str | os.PathLike | Sequence[str | os.PathLike],
                   engine: str = "sequential", workers: int = 1, resume: bool = False,
                   progress: bool = True, cv_threads: int | None = 1,
                   chunk_size: int | None = None, start_method: str | None = None,
-                  overwrite: bool = False, **spark_options: Any) -> JobSummary:
+                  overwrite: bool = False, summary_csv: bool = False,
+                  **spark_options: Any) -> JobSummary:
     """Auto-label every input with the chosen engine; collect failures instead of raising.
 
     Parameters
@@ -160,6 +170,10 @@ def run_label_job(inputs: str | os.PathLike | Sequence[str | os.PathLike],
         Multiprocessing start method (default ``fork`` on Linux, else ``spawn``).
     overwrite : bool
         Let outputs replace files seaice did not write (else refused before any work).
+    summary_csv : bool
+        Also write ``summary.csv``: pixels, km² and fraction of each class per scene, as
+        ``seaice predict`` does (``seaice label`` and ``seaice season`` do); the rows are in
+        ``JobSummary.rows`` either way.
     **spark_options
         Passed to :func:`seaice_utils.engines.spark.run_spark_job` (``master``, ``output``,
         ``batch_size``, ``cache``, ``spark``, ``conf``, ...).
@@ -182,20 +196,18 @@ def run_label_job(inputs: str | os.PathLike | Sequence[str | os.PathLike],
     if spark_options and engine != "spark":
         raise ParamsError(f"options {sorted(spark_options)} only apply to the spark engine")
     files = list_inputs(inputs)
-    task = LabelTask(Path(out_dir).resolve(), opts, cv_threads)
+    task = LabelTask(Path(out_dir).resolve(), opts, cv_threads, summary_csv)
     summary = run_job(task, files, engine=engine, workers=workers, resume=resume,
                       progress=progress, chunk_size=chunk_size, start_method=start_method,
                       overwrite=overwrite, **spark_options)
     _warn_no_data(task, summary)
+    summarise_job(summary, task.out_dir, files, payload_row=lambda p: p[0], write=summary_csv)
     return summary
 
 
 def _warn_no_data(task: LabelTask, summary: JobSummary) -> None:
     """One warning, from this process, for the inputs of this job without a data pixel (from
     the task's payload; Spark's bytes mode returns none, so its sidecars are read instead)."""
-    import json
-    import warnings
-
     empty = []
     for name, payload in zip(summary.done, summary.results):
         if payload is None:
@@ -203,8 +215,8 @@ def _warn_no_data(task: LabelTask, summary: JobSummary) -> None:
                 meta = json.loads(task.output_paths(name)["sidecar"].read_text())
             except (OSError, ValueError):
                 continue
-            payload = pipeline.NO_DATA_WARNING in (meta.get("warnings") or [])
-        if payload:
+            payload = (None, pipeline.NO_DATA_WARNING in (meta.get("warnings") or []))
+        if payload[1]:
             empty.append(name)
     if empty:
         shown = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")

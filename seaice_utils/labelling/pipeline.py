@@ -30,14 +30,15 @@ import cv2
 import numpy as np
 
 from seaice_utils.core.classes import class_fractions
+from seaice_utils.core.areas import pixel_area_m2
 from seaice_utils.core.budget import check_scene_size
 from seaice_utils.core.headers import header_from_bytes
 from seaice_utils.core.png import is_plain_rgb8_png
 from seaice_utils.core.scenes import Scene, Stretch, read_scene
 from seaice_utils.engines.base import INPUT_ERRORS as ENGINE_INPUT_ERRORS
 from seaice_utils.engines.outputs import set_state
-from seaice_utils.engines.scene_outputs import (SCENE_OUTPUT_KEYS, encode_scene, publish_scene,
-                                                scene_output_paths)
+from seaice_utils.engines.scene_outputs import (SCENE_OUTPUT_KEYS, class_summary, encode_scene,
+                                                publish_scene, scene_output_paths)
 from seaice_utils.errors import InputError
 from seaice_utils.labelling.autolabel import Thresholds, auto_label
 from seaice_utils.labelling.cloudfilter import FilterParams
@@ -170,7 +171,9 @@ def scene_from_bytes(data: bytes, filename: str, opts: LabelOptions = LabelOptio
 
 def sidecar(scene: Scene, classes: np.ndarray, opts: LabelOptions, input_name: str, *,
             fingerprint: dict | None = None) -> dict:
-    """The sidecar of one labelled image: provenance, no-data share, settings, class fractions.
+    """The sidecar of one labelled image: provenance, no-data share, settings, class fractions
+    and the scene's summary row (:func:`~seaice_utils.engines.scene_outputs.class_summary`, as
+    ``seaice predict`` records it).
 
     A scene without a single data pixel is labelled (all no-data) and says so in its
     ``warnings`` (:data:`NO_DATA_WARNING`; the jobs warn once for all such inputs); its class
@@ -178,10 +181,13 @@ def sidecar(scene: Scene, classes: np.ndarray, opts: LabelOptions, input_name: s
     """
     meta = {k: v for k, v in scene.meta.items() if k != "path"}
     nodata = int(np.count_nonzero(scene.nodata))
+    area, area_src = pixel_area_m2(scene.meta, classes.shape)
     meta.update(input=input_name, shape=list(classes.shape),
                 nodata_fraction=float(nodata) / scene.nodata.size,
                 filter=opts.filter_params.to_dict() if opts.filter_params else None,
-                thresholds=opts.thresholds.to_dict(), class_fractions=class_fractions(classes))
+                thresholds=opts.thresholds.to_dict(), class_fractions=class_fractions(classes),
+                summary=class_summary(classes, pixel_area=area, name=scene.name,
+                                      area_source=area_src))
     if nodata == scene.nodata.size:
         meta["warnings"] = [NO_DATA_WARNING]
     if fingerprint is not None:

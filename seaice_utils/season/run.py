@@ -235,7 +235,8 @@ def _classify(files, scenes_dir: Path, model, opts, engine: str, workers: int, r
     if model is None:
         extra = {"spark": spark} if spark is not None else {}
         return run_label_job(files, scenes_dir, opts, engine=engine, workers=workers,
-                             resume=resume, progress=progress, overwrite=overwrite, **extra)
+                             resume=resume, progress=progress, overwrite=overwrite,
+                             summary_csv=True, **extra)
     return predict_inputs(model, files, scenes_dir, opts, engine=engine, workers=workers,
                           resume=resume, progress=progress, overwrite=overwrite, spark=spark)
 
