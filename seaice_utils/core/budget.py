@@ -91,9 +91,13 @@ decode_bytes_per_pixel(SceneHeader(10, 10, 3, "uint16"))
     return raw + picked + work
 
 
-def scene_bytes(header: SceneHeader, bytes_per_pixel: float = LABEL_BYTES_PER_PIXEL) -> int:
+def scene_bytes(header: SceneHeader, bytes_per_pixel: float = LABEL_BYTES_PER_PIXEL, *,
+                whole: bool = True) -> int:
     """Memory a scene needs: pixels x the larger of ``bytes_per_pixel`` (the work) and
-    :func:`decode_bytes_per_pixel` (reading the file)."""
+    :func:`decode_bytes_per_pixel` (reading the file whole); for a scene read in bands of rows
+    (``whole=False``) only ``bytes_per_pixel``, what is kept of every pixel."""
+    if not whole:
+        return int(header.pixels * bytes_per_pixel)
     return int(header.pixels * max(bytes_per_pixel, decode_bytes_per_pixel(header)))
 
 
@@ -108,7 +112,7 @@ def _gib(n: float) -> str:
 
 def check_scene_size(header: SceneHeader | None, name: str, *, max_bytes: float | None,
                      bytes_per_pixel: float = LABEL_BYTES_PER_PIXEL,
-                     limit_key: str = LIMIT_KEY) -> None:
+                     limit_key: str = LIMIT_KEY, whole: bool = True) -> None:
     """Refuse a scene that would need more than ``max_bytes`` (module docstring).
 
     Parameters
@@ -125,6 +129,8 @@ def check_scene_size(header: SceneHeader | None, name: str, *, max_bytes: float 
         :data:`LABEL_BYTES_PER_PIXEL` or :data:`PREDICT_BYTES_PER_PIXEL`.
     limit_key : str, keyword-only
         The setting named in the message.
+    whole : bool, keyword-only
+        False for a scene read in bands of rows (:func:`scene_bytes`).
 
     Raises
     ------
@@ -143,7 +149,7 @@ to process, over the worker memory limit of 8 GiB (global.worker_memory_gb)
     """
     if header is None or max_bytes is None:
         return
-    need = scene_bytes(header, bytes_per_pixel)
+    need = scene_bytes(header, bytes_per_pixel, whole=whole)
     if need <= max_bytes:
         return
     mpx = header.pixels / 1e6

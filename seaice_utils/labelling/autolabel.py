@@ -59,7 +59,7 @@ from seaice_utils.labelling.cloudfilter import (FilterParams, filter_fast, level
 from seaice_utils.labelling.kernels import SMALL, mask255, value_channel
 
 __all__ = ["HSVRange", "Thresholds", "ThresholdProblem", "threshold_problems", "segment",
-           "auto_label"]
+           "grey_lut", "auto_label"]
 
 #: Water, then thin, then thick (code order, darkest first): thick ice, painted last, wins overlaps.
 _PAINT_ORDER = CLASS_CODES
@@ -325,7 +325,7 @@ def _value_lut(thresholds: Thresholds) -> np.ndarray | None:
 
 
 @lru_cache(maxsize=64)
-def _grey_lut(thresholds: Thresholds) -> np.ndarray:
+def grey_lut(thresholds: Thresholds) -> np.ndarray:
     """Class of every grey colour (v, v, v): what :func:`segment` gives on a filtered image."""
     ramp = np.arange(256, dtype=np.uint8)[None, :]
     lut = np.ascontiguousarray(segment(levels_to_rgb(ramp), thresholds)[0])
@@ -369,6 +369,6 @@ def auto_label(rgb: np.ndarray, *, nodata: np.ndarray | None = None,
         levels, _ = filter_fast(rgb, filter_params, nodata)
     else:
         levels = thin_cloud_shadow_filter(rgb, filter_params, nodata=nodata)
-    return _apply_nodata(cv2.LUT(levels, _grey_lut(thresholds)), nodata), levels
+    return _apply_nodata(cv2.LUT(levels, grey_lut(thresholds)), nodata), levels
 
 

@@ -35,17 +35,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import seaice_utils.labelling.pipeline as pipeline
+from seaice_utils.core.blocks import WINDOWED_SUFFIXES
 from seaice_utils.core.scenes import list_inputs
 from seaice_utils.engines.base import JobSummary, Task, check_engine, resolve_workers
 from seaice_utils.engines.jobs import run_job
 from seaice_utils.engines.scene_outputs import summarise_job
-from seaice_utils.errors import ParamsError
+from seaice_utils.errors import InputError, ParamsError
 from seaice_utils.labelling.pipeline import INPUT_ERRORS, OUTPUT_KEYS, LabelOptions
 
 __all__ = ["LabelTask", "run_label_job"]
@@ -122,9 +124,18 @@ class LabelTask(Task):
         return [self.out_dir / "summary.csv"] if self.summary_csv else []
 
     def run_bytes(self, content: bytes, filename: str) -> tuple[str, dict[str, bytes]]:
+        fp = self.fingerprint(content=content, name=filename)
+        if Path(filename).suffix.lower() in WINDOWED_SUFFIXES:   # read in bands, from a file
+            with tempfile.TemporaryDirectory(prefix="seaice-") as tmp:
+                path = Path(tmp) / Path(filename).name
+                path.write_bytes(content)
+                try:
+                    return pipeline.label_outputs(path, self.opts, input_name=filename,
+                                                  fingerprint=fp)
+                except InputError as exc:         # name the input, not the temporary copy
+                    raise InputError(str(exc).replace(str(path), filename)) from None
         scene = pipeline.scene_from_bytes(content, filename, self.opts)
         classes, _ = pipeline.label_scene(scene, self.opts)
-        fp = self.fingerprint(content=content, name=filename)
         return scene.name, pipeline.encode_outputs(scene, classes, self.opts,
                                                    input_name=filename, fingerprint=fp)
 

@@ -32,7 +32,8 @@ import numpy as np
 from seaice_utils.core.classes import class_fractions
 from seaice_utils.core.areas import pixel_area_m2
 from seaice_utils.core.budget import check_scene_size
-from seaice_utils.core.headers import header_from_bytes
+from seaice_utils.core.blocks import WINDOWED_SUFFIXES, open_bands
+from seaice_utils.core.headers import header_from_bytes, scene_header
 from seaice_utils.core.png import is_plain_rgb8_png
 from seaice_utils.core.scenes import Scene, Stretch, read_scene
 from seaice_utils.engines.base import INPUT_ERRORS as ENGINE_INPUT_ERRORS
@@ -43,8 +44,10 @@ from seaice_utils.errors import InputError
 from seaice_utils.labelling.autolabel import Thresholds, auto_label
 from seaice_utils.labelling.cloudfilter import FilterParams
 from seaice_utils.labelling.kernels import value_channel
+from seaice_utils.labelling.windowed import (BAND_SHARE, KEPT_BYTES_PER_PIXEL, band_rows,
+                                             halo_rows, label_bands)
 
-__all__ = ["LabelOptions", "label_scene", "label_file", "output_paths", "is_done", "read_input",
+__all__ = ["LabelOptions", "label_scene", "label_file", "label_outputs", "sidecar_of", "output_paths", "is_done", "read_input",
            "scene_from_bytes", "sidecar", "encode_outputs", "write_outputs", "OUTPUT_KEYS",
            "NO_DATA_WARNING",
            "INPUT_ERRORS"]
@@ -114,8 +117,12 @@ def _fast_scene(data: bytes, name: str, nodata_value: float | None = None) -> Sc
 
 
 def _check_size(scene: Scene, filename: str, opts: LabelOptions) -> None:
-    if opts.expect_size is not None and scene.shape != tuple(opts.expect_size):
-        raise InputError(f"{filename}: size {scene.shape[0]}x{scene.shape[1]}, expected "
+    _check_shape(scene.shape, filename, opts)
+
+
+def _check_shape(shape: tuple[int, int], filename: str, opts: LabelOptions) -> None:
+    if opts.expect_size is not None and tuple(shape) != tuple(opts.expect_size):
+        raise InputError(f"{filename}: size {shape[0]}x{shape[1]}, expected "
                          f"{opts.expect_size[0]}x{opts.expect_size[1]}")
 
 
@@ -171,6 +178,13 @@ def scene_from_bytes(data: bytes, filename: str, opts: LabelOptions = LabelOptio
 
 def sidecar(scene: Scene, classes: np.ndarray, opts: LabelOptions, input_name: str, *,
             fingerprint: dict | None = None) -> dict:
+    """:func:`sidecar_of` a scene read whole."""
+    return sidecar_of(scene.meta, scene.name, int(np.count_nonzero(scene.nodata)), classes, opts,
+                      input_name, fingerprint=fingerprint)
+
+
+def sidecar_of(scene_meta: dict, name: str, n_nodata: int, classes: np.ndarray,
+               opts: LabelOptions, input_name: str, *, fingerprint: dict | None = None) -> dict:
     """The sidecar of one labelled image: provenance, no-data share, settings, class fractions
     and the scene's summary row (:func:`~seaice_utils.engines.scene_outputs.class_summary`, as
     ``seaice predict`` records it).
@@ -179,16 +193,16 @@ def sidecar(scene: Scene, classes: np.ndarray, opts: LabelOptions, input_name: s
     ``warnings`` (:data:`NO_DATA_WARNING`; the jobs warn once for all such inputs); its class
     fractions are undefined and written as null.
     """
-    meta = {k: v for k, v in scene.meta.items() if k != "path"}
-    nodata = int(np.count_nonzero(scene.nodata))
-    area, area_src = pixel_area_m2(scene.meta, classes.shape)
+    meta = {k: v for k, v in scene_meta.items() if k != "path"}
+    nodata = int(n_nodata)
+    area, area_src = pixel_area_m2(scene_meta, classes.shape)
     meta.update(input=input_name, shape=list(classes.shape),
-                nodata_fraction=float(nodata) / scene.nodata.size,
+                nodata_fraction=float(nodata) / classes.size,
                 filter=opts.filter_params.to_dict() if opts.filter_params else None,
                 thresholds=opts.thresholds.to_dict(), class_fractions=class_fractions(classes),
-                summary=class_summary(classes, pixel_area=area, name=scene.name,
+                summary=class_summary(classes, pixel_area=area, name=name,
                                       area_source=area_src))
-    if nodata == scene.nodata.size:
+    if nodata == classes.size:
         meta["warnings"] = [NO_DATA_WARNING]
     if fingerprint is not None:
         meta["fingerprint"] = fingerprint
@@ -236,11 +250,49 @@ def label_file(path: str | os.PathLike, out_dir: str | os.PathLike,
     InputError
         Missing, corrupt or unusable input, or a size other than ``opts.expect_size``.
     """
+    name, outputs = label_outputs(path, opts, input_name=Path(path).name,
+                                  fingerprint=fingerprint)
+    return write_outputs(out_dir, name, outputs)
+
+
+def label_outputs(path: str | os.PathLike, opts: LabelOptions = LabelOptions(), *,
+                  input_name: str, fingerprint: dict | None = None
+                  ) -> tuple[str, dict[str, bytes]]:
+    """(name, encoded outputs) of one image file. A TIFF or JPEG 2000 file is read and labelled
+    in bands of rows (:mod:`seaice_utils.labelling.windowed`: the memory a band takes derives
+    from ``opts.max_bytes``; byte-identical outputs), anything else whole.
+
+    Raises
+    ------
+    InputError
+        Missing, corrupt or unusable input, too big for ``opts.max_bytes``, or a size other
+        than ``opts.expect_size``.
+    """
     path = Path(path)
+    if path.suffix.lower() in WINDOWED_SUFFIXES and path.is_file():
+        header = scene_header(path)
+        check_scene_size(header, path.name, max_bytes=opts.max_bytes, whole=False,
+                         bytes_per_pixel=KEPT_BYTES_PER_PIXEL / (1 - BAND_SHARE))
+        fp = opts.filter_params
+        halo = halo_rows(fp)
+        sample = 0 if header is None else header.bands * np.dtype(header.dtype).itemsize
+        first = 256 if header is None else band_rows((header.height, header.width), sample,
+                                                       opts.max_bytes)
+        src = open_bands(path, bands=opts.bands, nodata=opts.nodata, stretch=opts.stretch,
+                         rows=first)
+        if src is not None:
+            with src:
+                _check_shape(src.shape, path.name, opts)
+                rows = band_rows(src.shape, sample, opts.max_bytes, halo=halo)
+                classes, n_nodata = label_bands(src, fp, opts.thresholds, rows=rows)
+                meta = sidecar_of(src.meta, src.name, n_nodata, classes, opts, input_name,
+                                  fingerprint=fingerprint)
+                return src.name, encode_scene(classes, meta, crs=src.meta.get("crs"),
+                                              transform=src.meta.get("transform"))
     scene = read_input(path, opts)
     classes, _ = label_scene(scene, opts)
-    outputs = encode_outputs(scene, classes, opts, input_name=path.name, fingerprint=fingerprint)
-    return write_outputs(out_dir, scene.name, outputs)
+    return scene.name, encode_outputs(scene, classes, opts, input_name=input_name,
+                                      fingerprint=fingerprint)
 
 
 #: Errors of one input that are reported, not raised, when many inputs are labelled.

@@ -116,11 +116,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                    "an integer in 32..4096, multiple of 32"),
                         "tile side in pixels"),
         "progress": _k(bool, True, doc="show progress bars"),
-        "worker_memory_gb": _k((int, float), 8, (lambda v: 0.25 <= v <= 4096,
-                                                 "a number in [0.25, 4096]"),
+        "worker_memory_gb": _k((int, float), 8, (lambda v: 0.01 <= v <= 4096,
+                                                 "a number in [0.01, 4096]"),
                                "memory one worker (process, Spark task) may use for a scene; a "
                                "scene that would need more is refused by name, with its size, "
-                               "before it is decoded (label, predict, season)"),
+                               "before it is decoded (label, predict, season); scenes read in "
+                               "bands of rows (TIFF, JPEG 2000) take bands of a sixteenth of it"),
     },
     "data": {
         "source": _k(str, "synthetic", _choice("synthetic", "folder", "earthengine", "stac"),
