@@ -30,6 +30,8 @@ from seaice_utils.errors import InputError
 
 __all__ = ["BandSource", "open_bands", "band_starts", "WINDOWED_SUFFIXES"]
 
+#: GDAL's block cache while a scene is read in bands (MB).
+GDAL_CACHE_MB = 64
 #: Files read by rasterio windows (when rasterio is installed).
 WINDOWED_SUFFIXES = (".tif", ".tiff", ".jp2")
 
@@ -60,6 +62,7 @@ class BandSource:
     nodata: float | None = None
     stretch: Stretch | None = None
     _src: Any = None
+    _env: Any = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -69,6 +72,9 @@ class BandSource:
         if self._src is not None:
             self._src.close()
             self._src = None
+        if self._env is not None:
+            self._env.__exit__(None, None, None)
+            self._env = None
 
     def __enter__(self) -> "BandSource":
         return self
@@ -140,11 +146,16 @@ def open_bands(path: str | os.PathLike, *, bands: Sequence[int] | None = None,
         import rasterio
     except ImportError:
         return None
+    # GDAL's block cache would keep every decompressed block read (up to 5 % of the machine's
+    # memory): bands are read once, in order, so a small cache is enough
+    env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
+    env.__enter__()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             src = rasterio.open(path)
     except Exception as exc:  # rasterio raises its own error types
+        env.__exit__(None, None, None)
         raise InputError(f"cannot read image {path}: corrupt or unsupported ({exc})") from exc
     meta: dict[str, Any] = {}
     if src.crs is not None:
@@ -153,7 +164,7 @@ def open_bands(path: str | os.PathLike, *, bands: Sequence[int] | None = None,
     bs = BandSource(path=path, name=name or path.stem, height=src.height, width=src.width,
                     count=src.count, dtype=str(src.dtypes[0]), meta=meta,
                     bands_rgb=None if bands is None else tuple(int(b) for b in bands),
-                    nodata=nodata, stretch=stretch, _src=src)
+                    nodata=nodata, stretch=stretch, _src=src, _env=env)
     try:
         first = as_scene(bs.read(0, min(1, bs.height)), name=bs.name, bands_rgb=bs.bands_rgb,
                          nodata=nodata, stretch=replace(stretch or Stretch(), scale=1.0)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -172,8 +173,42 @@ def stretch_reflectance(dn: np.ndarray, stretch: Stretch = Stretch(), *,
     if not (np.issubdtype(dn.dtype, np.integer) or np.issubdtype(dn.dtype, np.floating)):
         raise InputError(f"reflectance must be integer or float (got dtype {dn.dtype})")
     scale, _ = reflectance_scale(dn, stretch, valid=valid, name=name)
-    refl = dn.astype(np.float32) / np.float32(scale) + np.float32(stretch.offset)
+    if dn.dtype in (np.uint8, np.uint16, np.int8, np.int16):
+        return _stretch_lut(dn.dtype.str, float(scale), float(stretch.offset),
+                            float(stretch.reflectance_max))[_lut_index(dn)]
+    return _stretch_values(dn, scale, stretch)
+
+
+def _stretch_values(dn: np.ndarray, scale: float, stretch: Stretch) -> np.ndarray:
+    """The stretch computed value by value, in float32, in place (one float32 copy)."""
+    refl = dn.astype(np.float32)
+    refl /= np.float32(scale)
+    refl += np.float32(stretch.offset)
     if np.issubdtype(dn.dtype, np.floating):
-        refl = np.where(np.isfinite(refl), refl, np.float32(0))
-    out = np.rint(refl * np.float32(255.0 / stretch.reflectance_max))
-    return np.clip(out, 0, 255).astype(np.uint8)
+        refl[~np.isfinite(refl)] = np.float32(0)
+    refl *= np.float32(255.0 / stretch.reflectance_max)
+    np.rint(refl, out=refl)
+    np.clip(refl, 0, 255, out=refl)
+    return refl.astype(np.uint8)
+
+
+def _lut_index(dn: np.ndarray) -> np.ndarray:
+    """Indices into a lookup table over every value of an 8- or 16-bit dtype (signed values
+    shifted to start at 0)."""
+    if dn.dtype in (np.int8, np.int16):
+        bits = 8 * dn.dtype.itemsize
+        return dn.view(np.dtype(f"uint{bits}")) ^ np.array(1 << (bits - 1), f"uint{bits}")
+    return dn
+
+
+@lru_cache(maxsize=16)
+def _stretch_lut(dtype: str, scale: float, offset: float, reflectance_max: float) -> np.ndarray:
+    """The stretch of every value of an 8- or 16-bit integer dtype: the same float32 arithmetic
+    as :func:`_stretch_values`, once per value instead of once per pixel."""
+    dt = np.dtype(dtype)
+    info = np.iinfo(dt)
+    values = np.arange(info.min, info.max + 1).astype(dt)
+    lut = _stretch_values(values, scale, Stretch(scale=scale, offset=offset,
+                                                 reflectance_max=reflectance_max))
+    lut.flags.writeable = False                     # lut[v - min] (_lut_index: offset binary)
+    return lut

@@ -29,6 +29,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import cv2
 import numpy as np
 
 from seaice_utils.core.classes import CLASS_CODES, CLASS_KEYS, LABEL_PALETTE
@@ -101,7 +102,7 @@ def class_summary(classes: np.ndarray, *, pixel_area: float = 100.0, name: str =
     >>> row["thick_ice_km2"], row["open_water_fraction"], row["nodata_pixels"]
     (1.0, 0.3333333333333333, 1)
     """
-    counts = np.bincount(classes.ravel(), minlength=256)
+    counts = _code_counts(classes, CLASS_CODES)
     valid = int(sum(counts[c] for c in CLASS_CODES))
     row: dict[str, Any] = {"scene": name, "height": int(classes.shape[0]),
                            "width": int(classes.shape[1]), "pixel_area_m2": float(pixel_area),
@@ -115,6 +116,14 @@ def class_summary(classes: np.ndarray, *, pixel_area: float = 100.0, name: str =
         row[f"{key}_km2"] = n * pixel_area / 1e6
         row[f"{key}_fraction"] = n / valid if valid else float("nan")
     return row
+
+
+def _code_counts(classes: np.ndarray, codes) -> dict[int, int]:
+    """Pixels of each code (OpenCV's compare and count: no 8-byte copy of a big map)."""
+    classes = np.ascontiguousarray(classes)
+    if classes.ndim != 2 or classes.dtype != np.uint8 or classes.size < 16:
+        return {c: int(np.count_nonzero(classes == c)) for c in codes}
+    return {c: int(cv2.countNonZero(cv2.compare(classes, c, cv2.CMP_EQ))) for c in codes}
 
 
 def summary_row_of(out_dir: str | os.PathLike, name: str) -> dict | None:

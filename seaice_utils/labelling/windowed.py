@@ -26,7 +26,7 @@ from seaice_utils.labelling.autolabel import Thresholds, auto_label, grey_lut
 from seaice_utils.labelling.cloudfilter import LEVEL_THICK, LEVEL_THIN, FilterParams
 from seaice_utils.labelling.kernels import mask255, median_blur, value_channel
 
-__all__ = ["label_bands", "band_rows", "halo_rows", "otsu_threshold", "levels_lut", "BAND_BYTES_PER_PIXEL",
+__all__ = ["label_bands", "band_rows", "halo_rows", "hist256", "otsu_threshold", "levels_lut", "BAND_BYTES_PER_PIXEL",
            "KEPT_BYTES_PER_PIXEL"]
 
 #: Bytes a band's pixel takes while it is read, stretched and filtered (raw samples aside:
@@ -122,6 +122,23 @@ def levels_lut(hist: np.ndarray, params: FilterParams) -> np.ndarray:
     return np.where(step10 >= params.thick_threshold, LEVEL_THICK, LEVEL_THIN).astype(np.uint8)
 
 
+def hist256(img: np.ndarray) -> np.ndarray:
+    """The 256-bin histogram (int64) of a uint8 image, exact: OpenCV's histogram over chunks
+    of rows small enough for its float32 counts (at most 2**23 pixels a chunk).
+
+    >>> img = np.array([[0, 3, 3], [255, 3, 0]], np.uint8)
+    >>> np.array_equal(hist256(img), np.bincount(img.ravel(), minlength=256))
+    True
+    """
+    img = np.ascontiguousarray(img)
+    out = np.zeros(256, np.int64)
+    step = max(1, (1 << 23) // max(1, img.shape[1]))
+    for r in range(0, img.shape[0], step):
+        h = cv2.calcHist([img[r:r + step]], [0], None, [256], [0, 256])
+        out += np.rint(h[:, 0]).astype(np.int64)
+    return out
+
+
 def halo_rows(params: FilterParams | None) -> int:
     """Rows a band of the whole-scene filter reads above and below it (0 without it)."""
     if params is None or params.apply_to != "scene":
@@ -171,7 +188,7 @@ def label_bands(src: BandSource, filter_params: FilterParams | None, thresholds:
         m = (water[inner] > 0).view(np.uint8) * _MASK_WATER
         m[nodata[inner]] = _MASK_NODATA
         mask[r0:r1] = m
-        hist += np.bincount(diff[inner].ravel(), minlength=256)
+        hist += hist256(diff[inner])
         n_nodata += int(np.count_nonzero(nodata[inner]))
     lut = grey_lut(thresholds)[levels_lut(hist, filter_params)]        # diff -> class
     water_class, nodata_class = grey_lut(thresholds)[0], np.uint8(255)
