@@ -136,3 +136,41 @@ def test_a_big_scene_stays_within_the_memory_setting(tmp_path):
     base_mb = int(base.stdout.split()[-1]) / 1024
     assert peak_mb - base_mb < 0.5 * 1024, (peak_mb, base_mb)
     assert resource.getrusage(resource.RUSAGE_SELF) is not None
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    tf = pytest.importorskip("tensorflow")
+    from seaice_utils.training.unet import build_unet
+
+    d = tmp_path_factory.mktemp("model")
+    tf.keras.utils.set_random_seed(11)
+    path = d / "unet_auto.keras"
+    build_unet(depth=2, base_filters=4, name="unet_auto").save(path)
+    (d / "training.json").write_text(json.dumps({"models": {"auto": {
+        "labels": "auto", "input": "filtered", "path": str(path),
+        "model": {"tile_size": 256, "input_channels": 1}}}}))
+    return path
+
+
+@pytest.mark.parametrize("kind,fp,apply", [
+    ("filtered", FilterParams(), None), ("filtered", FilterParams(median_kernel=31), None),
+    ("filtered", FilterParams(apply_to="tile", tile_size=256), None),
+    ("filtered", FilterParams(), False)], ids=["scene", "small-median", "per-tile", "unfiltered"])
+def test_predict_from_bands_is_predict_of_the_whole_scene(tmp_path, tiny_model, kind, fp, apply):
+    from seaice_utils.inference.model import load_model, model_input
+    from seaice_utils.inference.predict import PredictOptions, predict_file
+    from seaice_utils.inference.runtime import make_predict_fn
+    from seaice_utils.inference.stitch import predict_scene
+
+    p = _geotiff(tmp_path / "s.tif", "u16", 300, 21)
+    model, settings = load_model(tiny_model)
+    predict = make_predict_fn(model, runtime="tensorflow", batch_size=4)
+    opts = PredictOptions(filter_params=fp, apply_filter=apply, overlap=32, batch_size=4,
+                          max_bytes=int(0.01 * 2**30))        # bands of 64 rows
+    predict_file(p, tmp_path / "out", predict, settings, opts)
+    sc = read_scene(p)
+    x = model_input(sc.rgb, kind=kind, nodata=sc.nodata, filter_params=fp, apply_filter=apply)
+    want = predict_scene(predict, x, nodata=sc.nodata, tile=256, overlap=32, batch_size=4)
+    got = cv2.imread(str(tmp_path / "out" / "s_classes.png"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(got, want)

@@ -26,7 +26,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from seaice_utils.core.areas import pixel_area_m2
-from seaice_utils.core.budget import PREDICT_BYTES_PER_PIXEL
+from seaice_utils.core.blocks import WINDOWED_SUFFIXES, open_bands
+from seaice_utils.core.budget import PREDICT_BYTES_PER_PIXEL, check_scene_size
+from seaice_utils.core.headers import scene_header
 from seaice_utils.core.classes import N_CLASSES, PREDICTED_CODES
 from seaice_utils.core.scenes import Stretch, list_inputs, read_scene
 from seaice_utils.engines.base import ENGINES, JobSummary, Task, check_engine, resolve_workers
@@ -35,12 +37,18 @@ from seaice_utils.engines.scene_outputs import (class_summary, encode_scene, pub
                                                 scene_output_paths, summarise_job)
 from seaice_utils.report import sha256_file
 from seaice_utils.errors import InputError, SeaIceError
-from seaice_utils.inference.model import (ModelSettings, check_model, load_model, model_input,
-                                          norm_input, read_model_settings)
+from seaice_utils.inference.model import (ModelSettings, check_model, input_from_layers,
+                                          load_model, model_input, norm_input,
+                                          read_model_settings)
 from seaice_utils.inference.runtime import RUNTIMES, make_predict_fn, register_cache
 from seaice_utils.inference.stitch import BLENDS, BORDERS, predict_scene
 from seaice_utils.labelling.cloudfilter import FilterParams
 from seaice_utils.labelling.settings import filter_params, memory_limit_bytes
+from seaice_utils.labelling.windowed import BAND_SHARE, band_rows, filter_bands, halo_rows
+
+#: Bytes every pixel of a scene predicted from bands keeps: the model input, the no-data mask,
+#: their bordered copies for the windows, the class map, and slack.
+PREDICT_KEPT_BYTES_PER_PIXEL = 8
 
 _LOG = logging.getLogger("seaice")
 
@@ -176,34 +184,67 @@ def predict_file(path: str | os.PathLike, out_dir: str | os.PathLike, predict,
     """
     t0 = time.perf_counter()
     path = Path(path)
-    scene = read_scene(path, bands=opts.bands, nodata=opts.nodata, stretch=opts.stretch,
-                       max_bytes=opts.max_bytes, bytes_per_pixel=PREDICT_BYTES_PER_PIXEL)
     kind = opts.input or settings.input
-    x = model_input(scene.rgb, kind=kind, nodata=scene.nodata, filter_params=opts.filter_params,
-                    apply_filter=opts.apply_filter)
-    t1 = time.perf_counter()
-    classes = predict_scene(predict, x, nodata=scene.nodata, tile=settings.tile_size,
-                            overlap=opts.overlap, batch_size=opts.batch_size, blend=opts.blend,
-                            border=opts.border, progress=progress, desc=scene.name)
-    t2 = time.perf_counter()
-    area, area_src = pixel_area_m2(scene.meta, scene.shape, pixel_size_m=opts.pixel_size_m,
-                                   default_pixel_size_m=opts.default_pixel_size_m)
-    check_classes(classes, scene.shape, path.name)
-    row = class_summary(classes, pixel_area=area, name=scene.name, area_source=area_src)
-    paths = scene_output_paths(out_dir, scene.name)
-    geo = bool(opts.geotiff and scene.meta.get("crs") and scene.meta.get("transform"))
     applied = (kind == "filtered") if opts.apply_filter is None else opts.apply_filter
-    meta = {k: v for k, v in scene.meta.items() if k not in ("path",)}
+    name, scene_meta, x, nodata = _model_input_of(path, kind, applied, opts)
+    shape = x.shape[:2]
+    t1 = time.perf_counter()
+    classes = predict_scene(predict, x, nodata=nodata, tile=settings.tile_size,
+                            overlap=opts.overlap, batch_size=opts.batch_size, blend=opts.blend,
+                            border=opts.border, progress=progress, desc=name)
+    del x, nodata
+    t2 = time.perf_counter()
+    area, area_src = pixel_area_m2(scene_meta, shape, pixel_size_m=opts.pixel_size_m,
+                                   default_pixel_size_m=opts.default_pixel_size_m)
+    check_classes(classes, shape, path.name)
+    row = class_summary(classes, pixel_area=area, name=name, area_source=area_src)
+    paths = scene_output_paths(out_dir, name)
+    geo = bool(opts.geotiff and scene_meta.get("crs") and scene_meta.get("transform"))
+    meta = {k: v for k, v in scene_meta.items() if k not in ("path",)}
     meta.update(input=path.name, shape=list(classes.shape), model_input=kind,
                 filter_applied=applied, model_settings=settings.to_dict(),
                 options=opts.describe(), geotiff=paths["geotiff"].name if geo else None,
                 seconds={"read_and_filter": t1 - t0, "predict": t2 - t1,
                          "total": time.perf_counter() - t0},
                 summary=row, fingerprint=fingerprint)
-    outputs = encode_scene(classes, meta, crs=scene.meta.get("crs"),
-                           transform=scene.meta.get("transform"), geotiff=geo)
-    publish_scene(out_dir, scene.name, outputs)
+    outputs = encode_scene(classes, meta, crs=scene_meta.get("crs"),
+                           transform=scene_meta.get("transform"), geotiff=geo)
+    publish_scene(out_dir, name, outputs)
     return row
+
+
+def _model_input_of(path: Path, kind: str, applied: bool, opts: PredictOptions):
+    """(name, scene metadata, model input, no-data mask) of a scene file. A TIFF or JPEG 2000
+    file is read and filtered in bands of rows (:func:`~seaice_utils.labelling.windowed.
+    filter_bands`, byte-identical to the whole scene's filter), anything else whole
+    (:func:`~seaice_utils.inference.model.model_input`)."""
+    fparams = opts.filter_params if applied else None
+    if applied and fparams is None:
+        raise InputError("apply_filter is set but filter_params is None")
+    if path.suffix.lower() in WINDOWED_SUFFIXES and path.is_file():
+        header = scene_header(path)
+        check_scene_size(header, path.name, max_bytes=opts.max_bytes, whole=False,
+                         bytes_per_pixel=PREDICT_KEPT_BYTES_PER_PIXEL / (1 - BAND_SHARE))
+        sample = 0 if header is None else header.bands * np.dtype(header.dtype).itemsize
+        src = open_bands(path, bands=opts.bands, nodata=opts.nodata, stretch=opts.stretch,
+                         rows=256 if header is None else band_rows(
+                             (header.height, header.width), sample, opts.max_bytes))
+        if src is not None:
+            with src:
+                rows = band_rows(src.shape, sample, opts.max_bytes, halo=halo_rows(fparams))
+                levels, nodata, rgb = filter_bands(src, fparams, rows=rows,
+                                                   keep_rgb=fparams is None)
+                x = input_from_layers(kind, rgb=rgb, levels=levels)
+                del rgb, levels
+                if nodata.any():
+                    x = x.copy()
+                    x[nodata] = 0
+                return src.name, dict(src.meta), x, nodata
+    scene = read_scene(path, bands=opts.bands, nodata=opts.nodata, stretch=opts.stretch,
+                       max_bytes=opts.max_bytes, bytes_per_pixel=PREDICT_BYTES_PER_PIXEL)
+    x = model_input(scene.rgb, kind=kind, nodata=scene.nodata, filter_params=opts.filter_params,
+                    apply_filter=applied)
+    return scene.name, scene.meta, x, scene.nodata
 
 
 # process-level state of pool workers and Spark Python workers: the model, loaded once

@@ -23,10 +23,11 @@ import numpy as np
 
 from seaice_utils.core.blocks import BandSource, band_starts
 from seaice_utils.labelling.autolabel import Thresholds, auto_label, grey_lut
-from seaice_utils.labelling.cloudfilter import LEVEL_THICK, LEVEL_THIN, FilterParams
+from seaice_utils.labelling.cloudfilter import (LEVEL_THICK, LEVEL_THIN, LEVEL_WATER, FilterParams,
+                                                thin_cloud_shadow_filter)
 from seaice_utils.labelling.kernels import mask255, median_blur, value_channel
 
-__all__ = ["label_bands", "band_rows", "halo_rows", "hist256", "otsu_threshold", "levels_lut", "BAND_BYTES_PER_PIXEL",
+__all__ = ["label_bands", "filter_bands", "band_rows", "halo_rows", "hist256", "otsu_threshold", "levels_lut", "BAND_BYTES_PER_PIXEL",
            "KEPT_BYTES_PER_PIXEL"]
 
 #: Bytes a band's pixel takes while it is read, stretched and filtered (raw samples aside:
@@ -157,6 +158,75 @@ def _diff_band(rgb: np.ndarray, nodata: np.ndarray, params: FilterParams):
     return cv2.bitwise_not(cv2.absdiff(grey, background)), water
 
 
+def _first_pass(src: BandSource, params: FilterParams, rows: int, keep_rgb: bool):
+    """Steps 1-6 over every band: (diff, mask of water 1 / no-data 2, diff histogram, RGB of
+    the scene when ``keep_rgb`` else None)."""
+    h, w = src.shape
+    halo = halo_rows(params)
+    diff_all = np.empty((h, w), np.uint8)
+    mask = np.empty((h, w), np.uint8)
+    rgb_all = np.empty((h, w, 3), np.uint8) if keep_rgb else None
+    hist = np.zeros(256, np.int64)
+    for r0 in band_starts(h, rows):
+        r1 = min(h, r0 + rows)
+        a0, a1 = max(0, r0 - halo), min(h, r1 + halo)
+        rgb, nodata = src.rows(a0, a1)
+        diff, water = _diff_band(rgb, nodata, params)
+        inner = slice(r0 - a0, r1 - a0)
+        diff_all[r0:r1] = diff[inner]
+        m = (water[inner] > 0).view(np.uint8) * _MASK_WATER
+        m[nodata[inner]] = _MASK_NODATA
+        mask[r0:r1] = m
+        hist += hist256(diff[inner])
+        if keep_rgb:
+            rgb_all[r0:r1] = rgb[inner]
+    return diff_all, mask, hist, rgb_all
+
+
+def _per_band(src: BandSource, params: FilterParams | None, rows: int, work):
+    """Run ``work(r0, r1, rgb, nodata)`` on bands that need no halo (whole tiles of the
+    per-tile filter, or no filter)."""
+    h = src.shape[0]
+    starts = band_starts(h, rows, 1 if params is None else params.tile_size)
+    for i, r0 in enumerate(starts):
+        r1 = starts[i + 1] if i + 1 < len(starts) else h
+        rgb, nodata = src.rows(r0, r1)
+        work(r0, r1, rgb, nodata)
+
+
+def filter_bands(src: BandSource, params: FilterParams | None, *, rows: int,
+                 keep_rgb: bool = False):
+    """The filter's levels (0 water and no-data, 155, 255), the no-data mask and (``keep_rgb``)
+    the RGB of a scene read in bands: byte-identical to
+    :func:`~seaice_utils.labelling.cloudfilter.thin_cloud_shadow_filter` of the whole scene.
+    Without ``params`` only the no-data mask and the RGB are made (levels None)."""
+    h, w = src.shape
+    nodata_all = np.empty((h, w), bool)
+    if params is None or params.apply_to != "scene":
+        levels = None if params is None else np.empty((h, w), np.uint8)
+        rgb_all = np.empty((h, w, 3), np.uint8) if keep_rgb else None
+
+        def work(r0, r1, rgb, nodata):
+            nodata_all[r0:r1] = nodata
+            if levels is not None:
+                levels[r0:r1] = thin_cloud_shadow_filter(rgb, params, nodata=nodata)
+            if rgb_all is not None:
+                rgb_all[r0:r1] = rgb
+
+        _per_band(src, params, rows, work)
+        return levels, nodata_all, rgb_all
+    levels, mask, hist, rgb_all = _first_pass(src, params, rows, keep_rgb)
+    lut = levels_lut(hist, params)
+    for r0 in band_starts(h, rows):
+        r1 = min(h, r0 + rows)
+        band = cv2.LUT(levels[r0:r1], lut)
+        m = mask[r0:r1]
+        band[m > 0] = LEVEL_WATER
+        levels[r0:r1] = band
+        nodata_all[r0:r1] = m == _MASK_NODATA
+    return levels, nodata_all, rgb_all
+
+
 def label_bands(src: BandSource, filter_params: FilterParams | None, thresholds: Thresholds,
                 *, rows: int) -> tuple[np.ndarray, int]:
     """The class map of a scene read in bands of ``rows`` rows, and its no-data pixel count:
@@ -166,30 +236,15 @@ def label_bands(src: BandSource, filter_params: FilterParams | None, thresholds:
     classes = np.empty((h, w), np.uint8)
     n_nodata = 0
     if filter_params is None or filter_params.apply_to != "scene":
-        align = 1 if filter_params is None else filter_params.tile_size
-        starts = band_starts(h, rows, align)
-        for i, r0 in enumerate(starts):
-            r1 = starts[i + 1] if i + 1 < len(starts) else h
-            rgb, nodata = src.rows(r0, r1)
+        def work(r0, r1, rgb, nodata):
+            nonlocal n_nodata
             classes[r0:r1] = auto_label(rgb, nodata=nodata, filter_params=filter_params,
                                         thresholds=thresholds)[0]
             n_nodata += int(np.count_nonzero(nodata))
+
+        _per_band(src, filter_params, rows, work)
         return classes, n_nodata
-    halo = halo_rows(filter_params)
-    mask = np.empty((h, w), np.uint8)          # water / no-data of each pixel
-    hist = np.zeros(256, np.int64)
-    for r0 in band_starts(h, rows):
-        r1 = min(h, r0 + rows)
-        a0, a1 = max(0, r0 - halo), min(h, r1 + halo)
-        rgb, nodata = src.rows(a0, a1)
-        diff, water = _diff_band(rgb, nodata, filter_params)
-        inner = slice(r0 - a0, r1 - a0)
-        classes[r0:r1] = diff[inner]            # kept: the class map is made in place
-        m = (water[inner] > 0).view(np.uint8) * _MASK_WATER
-        m[nodata[inner]] = _MASK_NODATA
-        mask[r0:r1] = m
-        hist += hist256(diff[inner])
-        n_nodata += int(np.count_nonzero(nodata[inner]))
+    classes, mask, hist, _ = _first_pass(src, filter_params, rows, False)  # classes from diff
     lut = grey_lut(thresholds)[levels_lut(hist, filter_params)]        # diff -> class
     water_class, nodata_class = grey_lut(thresholds)[0], np.uint8(255)
     for r0 in band_starts(h, rows):
@@ -199,4 +254,5 @@ def label_bands(src: BandSource, filter_params: FilterParams | None, thresholds:
         band[m == _MASK_WATER] = water_class
         band[m == _MASK_NODATA] = nodata_class
         classes[r0:r1] = band
+        n_nodata += int(np.count_nonzero(m == _MASK_NODATA))
     return classes, n_nodata

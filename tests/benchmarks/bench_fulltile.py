@@ -49,6 +49,26 @@ if side == "whole":
     write_outputs(args["out"], sc.name, encode_outputs(sc, classes, LabelOptions(),
                                                        input_name=Path(args["tile"]).name))
     rc = 0
+elif side == "predict whole":
+    from pathlib import Path
+    from seaice_utils.core.scenes import read_scene
+    from seaice_utils.inference.model import load_model, model_input
+    from seaice_utils.inference.predict import predict_options
+    from seaice_utils.params import load_params
+    from seaice_utils.inference.runtime import make_predict_fn
+    from seaice_utils.inference.stitch import predict_scene
+    from seaice_utils.engines.scene_outputs import encode_class_maps
+    model, settings = load_model(args["model"])
+    opts = predict_options(load_params("quick"))
+    predict = make_predict_fn(model, runtime=opts.runtime, batch_size=opts.batch_size)
+    sc = read_scene(args["tile"])
+    x = model_input(sc.rgb, kind=settings.input, nodata=sc.nodata, filter_params=opts.filter_params)
+    classes = predict_scene(predict, x, nodata=sc.nodata, tile=settings.tile_size, overlap=opts.overlap,
+                            batch_size=opts.batch_size, blend=opts.blend, border=opts.border)
+    Path(args["out"]).mkdir(parents=True, exist_ok=True)
+    enc = encode_class_maps(classes, crs=sc.meta["crs"], transform=sc.meta["transform"])
+    (Path(args["out"]) / (Path(args["tile"]).stem + "_classes.png")).write_bytes(enc["classes"])
+    rc = 0
 else:
     from seaice_utils.cli import main
     rc = main(args["argv"])
@@ -124,6 +144,9 @@ def main() -> None:
     ap.add_argument("--sample-tiles", type=int, default=200)
     ap.add_argument("--skip-whole", action="store_true")
     ap.add_argument("--skip-two", action="store_true")
+    ap.add_argument("--model", help="a trained U-Net (.keras): also time seaice predict on the "
+                    "tile, from bands and whole (the quick profile's inference settings)")
+    ap.add_argument("--skip-label", action="store_true")
     a = ap.parse_args()
     root = Path(a.root or tempfile.mkdtemp(prefix="seaice-fulltile-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -135,6 +158,23 @@ def main() -> None:
               f"{time.perf_counter() - t0:.0f} s")
     mpx = a.size * a.size / 1e6
     res = {}
+    if a.model:
+        res["predict bands"] = run("predict bands", argv=[
+            "predict", a.model, str(tile), str(root / "pbands"), "-q", "--overwrite",
+            "--params", "quick"])
+        if not a.skip_whole:
+            res["predict whole"] = run("predict whole", tile=str(tile), model=a.model,
+                                       out=str(root / "pwhole"))
+        same = ((root / "pbands" / f"{tile.stem}_classes.png").read_bytes()
+                == (root / "pwhole" / f"{tile.stem}_classes.png").read_bytes()
+                if not a.skip_whole else None)
+        for side in ("predict bands", "predict whole"):
+            if side in res:
+                r = res[side]
+                print(f"{side:<14} {r['seconds']:8.1f} s {r['peak_mb']:8.0f} MB")
+        print(f"predicted class maps of bands and whole byte-identical: {same}")
+    if a.skip_label:
+        return
     res["bands"] = run("bands", argv=["label", str(tile), str(root / "bands"), "-q",
                                       "--overwrite"])
     if not a.skip_whole:
