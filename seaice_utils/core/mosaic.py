@@ -64,6 +64,7 @@ from seaice_utils.errors import InputError
 
 __all__ = ["ClassLayer", "Mosaic", "mosaic_class_maps", "date_areas", "pixel_area",
            "date_from", "scene_date", "read_class_layer", "read_class_layers", "AREA_KEYS",
+           "class_layer_header", "footprint_region",
            "common_crs", "reproject_layer"]
 
 #: Class code -> key of its area in :func:`date_areas`.
@@ -367,6 +368,57 @@ def read_class_layer(path) -> ClassLayer:
             raise InputError(f"{str(path)!r}: a class map is one georeferenced uint8 band")
         return ClassLayer(classes=src.read(1), transform=tuple(src.transform)[:6],
                           crs=src.crs.to_string(), name=Path(path).name)
+
+
+def class_layer_header(path) -> ClassLayer:
+    """The grid of a class-map GeoTIFF without its pixels: a :class:`ClassLayer` whose
+    ``classes`` is a read-only no-data view of the map's shape (no memory)."""
+    import rasterio
+
+    with rasterio.open(path) as src:
+        if src.count != 1 or src.dtypes[0] != "uint8" or src.crs is None:
+            raise InputError(f"{str(path)!r}: a class map is one georeferenced uint8 band")
+        return ClassLayer(classes=np.broadcast_to(np.uint8(NODATA), (src.height, src.width)),
+                          transform=tuple(src.transform)[:6], crs=src.crs.to_string(),
+                          name=Path(path).name)
+
+
+def footprint_region(footprints) -> tuple[tuple, np.ndarray]:
+    """The smallest grid-aligned rectangle holding every footprint, and the region: its pixels
+    inside some footprint. Each footprint is ``(transform, shape)`` (the whole rectangle) or
+    ``(transform, inside)`` (a bool array of where the footprint is, e.g. a reprojected one);
+    the first one's grid is the reference. The same grid and region as
+    :func:`mosaic_class_maps` of all-zero maps of the footprints, one footprint in memory at a
+    time.
+
+    >>> t = (10.0, 0.0, 0.0, 0.0, -10.0, 0.0)
+    >>> grid, region = footprint_region([(t, (2, 2)), ((10.0, 0.0, 20.0, 0.0, -10.0, -10.0),
+    ...                                                 (2, 1))])
+    >>> grid[2], region.astype(int).tolist()
+    (0.0, [[1, 1, 0], [1, 1, 1], [0, 0, 1]])
+    """
+    footprints = list(footprints)
+    if not footprints:
+        raise InputError("footprint_region needs at least one footprint")
+    ref = _check_transform(footprints[0][0], "footprint 0")
+    placed = []
+    for i, (t, what) in enumerate(footprints):
+        shape = what if isinstance(what, tuple) else np.asarray(what).shape
+        placed.append((_offsets(_check_transform(t, f"footprint {i}"), ref, f"footprint {i}"),
+                       shape))
+    r0 = min(r for (r, _), _ in placed)
+    c0 = min(c for (_, c), _ in placed)
+    r1 = max(r + sh[0] for (r, _), sh in placed)
+    c1 = max(c + sh[1] for (_, c), sh in placed)
+    grid_t = (ref[0], 0.0, ref[2] + ref[0] * c0, 0.0, ref[4], ref[5] + ref[4] * r0)
+    region = np.zeros((r1 - r0, c1 - c0), bool)
+    for ((r, c), sh), (_, what) in zip(placed, footprints):
+        view = region[r - r0:r - r0 + sh[0], c - c0:c - c0 + sh[1]]
+        if isinstance(what, tuple):
+            view[...] = True
+        else:
+            view |= np.asarray(what, bool)
+    return grid_t, region
 
 
 def read_class_layers(paths) -> list[ClassLayer]:

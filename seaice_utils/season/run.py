@@ -84,7 +84,8 @@ from seaice_utils.core.areas import ground_pixel_areas
 from seaice_utils.core.classes import DISPLAY_ORDER, NODATA, UNLABELLED, WATER
 from seaice_utils.core.geotiff import class_map_cog
 from seaice_utils.core.ledger import publish_file
-from seaice_utils.core.mosaic import (AREA_KEYS, ClassLayer, common_crs, date_areas, mosaic_class_maps,
+from seaice_utils.core.mosaic import (AREA_KEYS, ClassLayer, class_layer_header, common_crs,
+                                      date_areas, footprint_region, mosaic_class_maps,
                                       read_class_layers, reproject_layer)
 from seaice_utils.engines.base import JobSummary
 from seaice_utils.engines.outputs import check_output_folder
@@ -335,26 +336,37 @@ def run_season(input, out_dir, *, model=None, labels: str = "auto", params=None,
 
 def _mosaic_dates(by_date: dict, masks: dict, threshold: int, params: dict,
                   folder: "SeasonFolder") -> tuple[list[dict], list[str]]:
-    """Mosaic every date on the season grid; write its COG when changed and the areas CSV."""
-    layers = {d: read_class_layers(paths) for d, paths in by_date.items()}
-    pairs = {d: [_mask_clouds(x, masks.get(x.name[:-len(CLASS_MAP_SUFFIX)]), threshold)
-                 for x in ls] for d, ls in layers.items()}
-    every = [layer for d in sorted(layers) for layer in layers[d]]
-    feet = [ClassLayer(np.zeros_like(x.classes), x.transform, x.crs, x.name) for x in every]
+    """Mosaic every date on the season grid; write its COG when changed and the areas CSV.
+
+    One date's class maps are in memory at a time: the season grid and region come from the
+    maps' grids (their headers; reprojected footprints one by one when the CRSs differ)."""
+    heads = {d: [class_layer_header(p) for p in sorted(paths, key=lambda p: (Path(p).name,
+                                                                               str(p)))]
+             for d, paths in by_date.items()}
+    every = [layer for d in sorted(heads) for layer in heads[d]]
     crs = common_crs(every, params["season"]["crs"])
-    if crs is not None:          # several CRSs: one grid, nearest neighbour
-        size = min(abs(x.transform[0]) for x in every)
-        pairs = {d: [tuple(None if x is None else reproject_layer(x, crs, size) for x in p)
-                     for p in ps] for d, ps in pairs.items()}
-        feet = [reproject_layer(x, crs, size) for x in feet]
-    footprints = mosaic_class_maps(feet)
-    region = footprints.classes != NODATA
-    grid = (footprints.transform, *region.shape)
-    areas = ground_pixel_areas(footprints.transform, footprints.crs, region.shape)
+    size = min(abs(x.transform[0]) for x in every)
+    if crs is None:
+        feet = [(x.transform, x.classes.shape) for x in every]
+    else:                        # several CRSs: one grid, nearest neighbour
+        feet = []
+        for x in every:
+            foot = reproject_layer(ClassLayer(np.zeros(x.classes.shape, np.uint8), x.transform,
+                                              x.crs, x.name), crs, size)
+            feet.append((foot.transform, foot.classes != NODATA))
+    grid_t, region = footprint_region(feet)
+    del feet
+    grid = (grid_t, *region.shape)
+    areas = ground_pixel_areas(grid_t, crs or every[0].crs, region.shape)
     folder.dates_dir.mkdir(parents=True, exist_ok=True)
     rows, written = [], []
-    for day in sorted(layers):
-        row, m = _date_row(day, pairs[day], grid, region, areas)
+    for day in sorted(by_date):
+        pairs = [_mask_clouds(x, masks.get(x.name[:-len(CLASS_MAP_SUFFIX)]), threshold)
+                 for x in read_class_layers(by_date[day])]
+        if crs is not None:
+            pairs = [tuple(None if x is None else reproject_layer(x, crs, size) for x in p)
+                     for p in pairs]
+        row, m = _date_row(day, pairs, grid, region, areas)
         rows.append(row)
         cog = class_map_cog(m.classes, crs=m.crs, transform=m.transform)
         if _write_if_changed(folder.date_path(day), cog):
