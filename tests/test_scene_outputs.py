@@ -49,10 +49,10 @@ def test_one_naming_rule_and_one_encoder():
     paths = scene_output_paths("/x", "s")
     assert list(paths) == list(SCENE_OUTPUT_KEYS) and SCENE_OUTPUT_KEYS[-1] == "sidecar"
     assert [p.name for p in paths.values()] == ["s_classes.png", "s_labels.png",
-                                                "s_classes.tif", "s.json"]
+                                                "s_classes.tif", "s_preview.png", "s.json"]
     classes = np.array([[0, 1], [2, 255]], np.uint8)
     out = encode_class_maps(classes)
-    assert out["geotiff"] is None                     # not georeferenced: no COG
+    assert out["geotiff"] is None and out["preview"] is None   # small, not georeferenced
     import cv2
 
     plain = cv2.imdecode(np.frombuffer(out["classes"], np.uint8), cv2.IMREAD_UNCHANGED)
@@ -66,7 +66,8 @@ def test_label_predict_and_season_write_the_same_set(season, model, tmp_path):
     scene = sorted((season.root / "scenes").glob("*.tif"))[0]
     assert main(["label", str(scene), str(tmp_path / "l"), "-q"]) == 0
     assert main(["predict", str(model), str(scene), str(tmp_path / "p"), "-q"]) == 0
-    names = {p.name for p in scene_output_paths(tmp_path, scene.stem).values()}
+    names = {p.name for k, p in scene_output_paths(tmp_path, scene.stem).items()
+             if k != "preview"}                       # a small scene: full-size PNGs
     for d in ("l", "p"):
         assert names <= {p.name for p in (tmp_path / d).iterdir()}, d
         head = (tmp_path / d / f"{scene.stem}_labels.png").read_bytes()[:26]

@@ -174,3 +174,30 @@ def test_predict_from_bands_is_predict_of_the_whole_scene(tmp_path, tiny_model, 
     want = predict_scene(predict, x, nodata=sc.nodata, tile=256, overlap=32, batch_size=4)
     got = cv2.imread(str(tmp_path / "out" / "s_classes.png"), cv2.IMREAD_UNCHANGED)
     assert np.array_equal(got, want)
+
+
+def test_big_georeferenced_scenes_get_a_cog_and_a_preview(tmp_path, monkeypatch):
+    from seaice_utils.engines import scene_outputs
+
+    monkeypatch.setattr(scene_outputs, "PNG_AUTO_MAX_PIXELS", 200 * 200)   # "big": > 200 px
+    monkeypatch.setattr(scene_outputs, "PREVIEW_PX", 100)
+    src = tmp_path / "in"
+    src.mkdir()
+    _geotiff(src / "g.tif", "u8", 257, 5)
+    write = tmp_path / "small.png"
+    cv2.imwrite(str(write), synthesize_scene(6, size=257).image[..., ::-1])
+    shutil.copy(write, src / "plain.png")
+    assert main(["label", str(src), str(tmp_path / "auto"), "-q"]) == 0
+    names = {p.name for p in (tmp_path / "auto").iterdir()}
+    assert {"g_classes.tif", "g_preview.png", "g.json"} <= names
+    assert not {"g_classes.png", "g_labels.png"} & names
+    assert {"plain_classes.png", "plain_labels.png"} <= names     # not georeferenced: PNGs
+    with rasterio.open(tmp_path / "auto" / "g_classes.tif") as ds:
+        full = ds.read(1)
+    prev = cv2.imread(str(tmp_path / "auto" / "g_preview.png"))[..., ::-1]
+    from seaice_utils.core.classes import LABEL_PALETTE
+    assert np.array_equal(prev, LABEL_PALETTE[full[::3, ::3]])   # 257 px -> every 3rd pixel
+    assert main(["label", str(src), str(tmp_path / "always"), "-q",
+                 "--set", "global.png_renders=always"]) == 0
+    names = {p.name for p in (tmp_path / "always").iterdir()}
+    assert {"g_classes.png", "g_labels.png"} <= names and "g_preview.png" not in names

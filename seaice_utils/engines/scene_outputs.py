@@ -9,6 +9,9 @@
                              indices are the class codes (OpenCV, matplotlib and browsers decode
                              it to RGB; PIL opens it in mode ``"P"``)
 ``<name>_classes.tif``       a Cloud-Optimised GeoTIFF of the class map, for a georeferenced input
+``<name>_preview.png``       for a georeferenced scene larger than 4096 x 4096 px, instead of the
+                             two full-size PNGs (``global.png_renders``): the palette image, at
+                             most 1024 px on a side; the COG is the full-resolution map
 ``<name>.json``              the sidecar: what was done and with what, the class summary row,
                              every other file's size and SHA-256, the fingerprint (written last)
 ===========================  ==================================================================
@@ -39,17 +42,28 @@ from seaice_utils.core.png import idat_stream, png_from_idat
 from seaice_utils.core.scenes import json_bytes
 from seaice_utils.engines.base import describe_error
 from seaice_utils.engines.outputs import SIDECAR, publish_set
+from seaice_utils.errors import InputError
 
 __all__ = ["SCENE_OUTPUT_KEYS", "CLASS_MAP_SUFFIX", "scene_output_paths", "encode_class_maps",
            "encode_scene", "publish_scene", "class_summary", "SUMMARY_COLUMNS",
-           "write_summary_csv", "summary_row_of", "summarise_job"]
+           "write_summary_csv", "summary_row_of", "summarise_job", "PNG_RENDERS",
+           "full_pngs", "preview_png", "PNG_AUTO_MAX_PIXELS"]
 
 #: The files of one scene, in the order they are written (the sidecar last).
-SCENE_OUTPUT_KEYS = ("classes", "labels", "geotiff", SIDECAR)
+SCENE_OUTPUT_KEYS = ("classes", "labels", "geotiff", "preview", SIDECAR)
+#: ``png_renders`` settings: full-size PNGs ``always``, ``never``, or (``auto``) for every scene
+#: but a georeferenced one larger than :data:`PNG_AUTO_MAX_PIXELS`.
+PNG_RENDERS = ("auto", "always", "never")
+#: Above this many pixels a georeferenced scene's full-size PNGs are left out under ``auto``
+#: (4096 x 4096: the paper's 2048 px scenes and ordinary crops keep them; a full Sentinel-2 tile,
+#: 121 Mpx, gets its COG and a preview).
+PNG_AUTO_MAX_PIXELS = 4096 * 4096
+#: Longest side of a preview PNG.
+PREVIEW_PX = 1024
 #: Ending of the class-map COG of a scene (what a season mosaics).
 CLASS_MAP_SUFFIX = "_classes.tif"
 _SUFFIXES = {"classes": "_classes.png", "labels": "_labels.png", "geotiff": CLASS_MAP_SUFFIX,
-             SIDECAR: ".json"}
+             "preview": "_preview.png", SIDECAR: ".json"}
 
 
 def scene_output_paths(out_dir: str | os.PathLike, name: str) -> dict[str, Path]:
@@ -58,24 +72,57 @@ def scene_output_paths(out_dir: str | os.PathLike, name: str) -> dict[str, Path]
     return {key: out / f"{name}{_SUFFIXES[key]}" for key in SCENE_OUTPUT_KEYS}
 
 
+def full_pngs(png_renders: str, shape: tuple[int, int], georeferenced: bool) -> bool:
+    """Whether a scene gets its full-size PNGs (see :data:`PNG_RENDERS`).
+
+    >>> full_pngs("auto", (10980, 10980), True), full_pngs("auto", (10980, 10980), False)
+    (False, True)
+    """
+    if png_renders not in PNG_RENDERS:
+        raise InputError(f"png_renders must be one of {', '.join(PNG_RENDERS)} "
+                         f"(got {png_renders!r})")
+    if png_renders != "auto":
+        return png_renders == "always"
+    return not (georeferenced and shape[0] * shape[1] > PNG_AUTO_MAX_PIXELS)
+
+
+def preview_png(classes: np.ndarray, side: int | None = None) -> bytes:
+    """A small palette PNG of a class map: every k-th pixel of every k-th row, k the smallest
+    step that brings the longest side to at most ``side`` (:data:`PREVIEW_PX`)."""
+    k = max(1, -(-max(classes.shape) // (side or PREVIEW_PX)))
+    small = np.ascontiguousarray(classes[::k, ::k])
+    h, w = small.shape
+    return png_from_idat(w, h, idat_stream(small), colour_type=3, palette=LABEL_PALETTE)
+
+
 def encode_class_maps(classes: np.ndarray, *, crs: Any = None, transform: Any = None,
-                      geotiff: bool = True) -> dict[str, bytes | None]:
-    """The class map as its three files' bytes: plain and palette PNG (one compression of the
-    pixels for both), and a COG when ``geotiff`` and the scene has a CRS and a transform (else
-    ``None``: an old file of that name is removed on publication)."""
+                      geotiff: bool = True, png_renders: str = "auto"
+                      ) -> dict[str, bytes | None]:
+    """The class map as its files' bytes: plain and palette PNG (one compression of the pixels
+    for both), a COG when ``geotiff`` and the scene has a CRS and a transform; for a big
+    georeferenced scene (``png_renders``, :func:`full_pngs`) a preview PNG instead of the
+    full-size ones. A file not made is ``None`` (an old file of that name is removed on
+    publication)."""
     classes = np.ascontiguousarray(classes)
     h, w = classes.shape
-    idat = idat_stream(classes)
-    geo = geotiff and crs and transform is not None
-    return {"classes": png_from_idat(w, h, idat, colour_type=0),
-            "labels": png_from_idat(w, h, idat, colour_type=3, palette=LABEL_PALETTE),
-            "geotiff": class_map_cog(classes, crs=crs, transform=transform) if geo else None}
+    geo = bool(geotiff and crs and transform is not None)
+    out: dict[str, bytes | None] = dict.fromkeys(("classes", "labels", "preview"))
+    if full_pngs(png_renders, (h, w), bool(crs and transform is not None)):
+        idat = idat_stream(classes)
+        out["classes"] = png_from_idat(w, h, idat, colour_type=0)
+        out["labels"] = png_from_idat(w, h, idat, colour_type=3, palette=LABEL_PALETTE)
+    else:
+        out["preview"] = preview_png(classes)
+    out["geotiff"] = class_map_cog(classes, crs=crs, transform=transform) if geo else None
+    return out
 
 
 def encode_scene(classes: np.ndarray, sidecar: Mapping[str, Any], *, crs: Any = None,
-                 transform: Any = None, geotiff: bool = True) -> dict[str, bytes | None]:
+                 transform: Any = None, geotiff: bool = True,
+                 png_renders: str = "auto") -> dict[str, bytes | None]:
     """:func:`encode_class_maps` plus the sidecar's JSON bytes (key ``"sidecar"``)."""
-    out = encode_class_maps(classes, crs=crs, transform=transform, geotiff=geotiff)
+    out = encode_class_maps(classes, crs=crs, transform=transform, geotiff=geotiff,
+                            png_renders=png_renders)
     out[SIDECAR] = json_bytes(dict(sidecar))
     return out
 

@@ -71,7 +71,9 @@ def spark_session(master: str = "local[2]", *, app_name: str = "seaice",
     progress : bool
         Spark's console progress bar.
     driver_memory : str
-        Driver JVM heap (takes effect only when this call starts the JVM).
+        Driver JVM heap (takes effect only when this call starts the JVM), and each executor's
+        on a cluster. The Python workers' memory is bounded by ``global.worker_memory_gb``: a
+        TIFF scene is read in bands of a sixteenth of it.
     batch_size : int
         Files per Arrow batch handed to a Python worker.
     ship_package : bool
@@ -92,6 +94,7 @@ def spark_session(master: str = "local[2]", *, app_name: str = "seaice",
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
         "spark.driver.memory": driver_memory,
+        "spark.executor.memory": driver_memory,   # a cluster's executors (local: the driver's)
         "spark.ui.showConsoleProgress": "true" if progress else "false",
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(batch_size),
         "spark.python.worker.reuse": "true",

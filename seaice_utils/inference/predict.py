@@ -98,6 +98,8 @@ class PredictOptions:
     runtime: str = "auto"
     #: Memory one worker may use for a scene (bytes; None: no limit), checked before decoding.
     max_bytes: int | None = None
+    #: Full-size PNGs: auto, always, never (:func:`~seaice_utils.engines.scene_outputs.full_pngs`).
+    png_renders: str = "auto"
 
     def __post_init__(self) -> None:
         if self.input is not None:
@@ -148,7 +150,8 @@ def predict_options(params: dict, *, model: str | os.PathLike | None = None,
     if filter_on:
         flt["apply_to"] = filter_on
     kw: dict[str, Any] = {"filter_params": filter_params({**params, "filter": flt}),
-                          "max_bytes": memory_limit_bytes(params)}
+                          "max_bytes": memory_limit_bytes(params),
+                          "png_renders": params["global"]["png_renders"]}
     for k in ("overlap", "batch_size", "blend", "border", "geotiff", "runtime"):
         if k in inf:
             kw[k] = inf[k]
@@ -208,7 +211,8 @@ def predict_file(path: str | os.PathLike, out_dir: str | os.PathLike, predict,
                          "total": time.perf_counter() - t0},
                 summary=row, fingerprint=fingerprint)
     outputs = encode_scene(classes, meta, crs=scene_meta.get("crs"),
-                           transform=scene_meta.get("transform"), geotiff=geo)
+                           transform=scene_meta.get("transform"), geotiff=geo,
+                           png_renders=opts.png_renders)
     publish_scene(out_dir, name, outputs)
     return row
 

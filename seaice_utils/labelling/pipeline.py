@@ -72,6 +72,8 @@ class LabelOptions:
     #: Memory one worker may use for a scene (bytes; None: no limit): a larger scene is refused
     #: by name before it is decoded.
     max_bytes: int | None = None
+    #: Full-size PNGs: auto, always, never (:func:`~seaice_utils.engines.scene_outputs.full_pngs`).
+    png_renders: str = "auto"
 
 
 #: The scene output set's naming rule (:func:`~seaice_utils.engines.scene_outputs.scene_output_paths`).
@@ -231,7 +233,8 @@ def encode_outputs(scene: Scene, classes: np.ndarray, opts: LabelOptions = Label
     """
     return encode_scene(classes, sidecar(scene, classes, opts, input_name,
                                          fingerprint=fingerprint),
-                        crs=scene.meta.get("crs"), transform=scene.meta.get("transform"))
+                        crs=scene.meta.get("crs"), transform=scene.meta.get("transform"),
+                        png_renders=opts.png_renders)
 
 
 def write_outputs(out_dir: str | os.PathLike, name: str, outputs: dict[str, bytes]) -> dict:
@@ -288,7 +291,8 @@ def label_outputs(path: str | os.PathLike, opts: LabelOptions = LabelOptions(), 
                 meta = sidecar_of(src.meta, src.name, n_nodata, classes, opts, input_name,
                                   fingerprint=fingerprint)
                 return src.name, encode_scene(classes, meta, crs=src.meta.get("crs"),
-                                              transform=src.meta.get("transform"))
+                                              transform=src.meta.get("transform"),
+                                              png_renders=opts.png_renders)
     scene = read_input(path, opts)
     classes, _ = label_scene(scene, opts)
     return scene.name, encode_outputs(scene, classes, opts, input_name=input_name,

@@ -85,4 +85,5 @@ def label_options(params: dict, *, no_filter: bool = False, bands=None, nodata=N
     return LabelOptions(filter_params=None if no_filter else filter_params(params),
                         thresholds=thresholds(params), bands=bands, nodata=nodata,
                         stretch=stretch or Stretch(), expect_size=expect_size,
-                        max_bytes=memory_limit_bytes(params))
+                        max_bytes=memory_limit_bytes(params),
+                        png_renders=params["global"]["png_renders"])

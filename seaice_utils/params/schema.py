@@ -116,6 +116,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                    "an integer in 32..4096, multiple of 32"),
                         "tile side in pixels"),
         "progress": _k(bool, True, doc="show progress bars"),
+        "png_renders": _k(str, "auto", _choice("auto", "always", "never"),
+                          "full-size class-map PNGs (<name>_classes.png, <name>_labels.png): "
+                          "auto writes them for every scene but a georeferenced one larger than "
+                          "4096 x 4096 px, which gets its COG and a <name>_preview.png instead"),
         "worker_memory_gb": _k((int, float), 8, (lambda v: 0.01 <= v <= 4096,
                                                  "a number in [0.01, 4096]"),
                                "memory one worker (process, Spark task) may use for a scene; a "
