@@ -67,7 +67,7 @@ elif side == "predict whole":
                             batch_size=opts.batch_size, blend=opts.blend, border=opts.border)
     Path(args["out"]).mkdir(parents=True, exist_ok=True)
     enc = encode_class_maps(classes, crs=sc.meta["crs"], transform=sc.meta["transform"])
-    (Path(args["out"]) / (Path(args["tile"]).stem + "_classes.png")).write_bytes(enc["classes"])
+    (Path(args["out"]) / (Path(args["tile"]).stem + "_classes.tif")).write_bytes(enc["geotiff"])
     rc = 0
 else:
     from seaice_utils.cli import main
@@ -165,8 +165,8 @@ def main() -> None:
         if not a.skip_whole:
             res["predict whole"] = run("predict whole", tile=str(tile), model=a.model,
                                        out=str(root / "pwhole"))
-        same = ((root / "pbands" / f"{tile.stem}_classes.png").read_bytes()
-                == (root / "pwhole" / f"{tile.stem}_classes.png").read_bytes()
+        same = ((root / "pbands" / f"{tile.stem}_classes.tif").read_bytes()
+                == (root / "pwhole" / f"{tile.stem}_classes.tif").read_bytes()
                 if not a.skip_whole else None)
         for side in ("predict bands", "predict whole"):
             if side in res:
@@ -211,10 +211,11 @@ def main() -> None:
         print(f"{side:<12} {r['seconds']:8.1f} {r['peak_mb']:9.0f} {r['worker_peak_mb']:10.0f}"
               f"  {note}")
     if "whole" in res:
+        made = [s for s in ("_classes.png", "_labels.png", "_classes.tif", "_preview.png")
+                if (root / "whole" / f"{tile.stem}{s}").is_file()]
         same = all((root / "bands" / f"{tile.stem}{s}").read_bytes()
-                   == (root / "whole" / f"{tile.stem}{s}").read_bytes()
-                   for s in ("_classes.png", "_labels.png", "_classes.tif"))
-        print(f"class maps of bands and whole byte-identical: {same}")
+                   == (root / "whole" / f"{tile.stem}{s}").read_bytes() for s in made)
+        print(f"outputs of bands and whole ({', '.join(made)}) byte-identical: {same}")
 
 
 if __name__ == "__main__":
