@@ -1,7 +1,8 @@
-"""Shared fixtures: tiny images, the real-sample folder (skips when absent)."""
+"""Shared fixtures: tiny images, a tiny saved U-Net, the real-sample folder (skips when absent)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -18,6 +19,23 @@ def ross_sea_path() -> Path:
     if not ROSS_SEA.is_file():
         pytest.skip(f"real sample not available ({ROSS_SEA})")
     return ROSS_SEA
+
+
+@pytest.fixture(scope="session")
+def tiny_unet(tmp_path_factory) -> Path:
+    """An untrained depth-2, 4-filter U-Net with fixed weights, saved as training saves it
+    (``unet_auto.keras`` and a ``training.json`` saying it takes filtered levels)."""
+    tf = pytest.importorskip("tensorflow")
+    from seaice_utils.training.unet import build_unet
+
+    d = tmp_path_factory.mktemp("tiny_unet")
+    tf.keras.utils.set_random_seed(3)
+    path = d / "unet_auto.keras"
+    build_unet(depth=2, base_filters=4, name="unet_auto").save(path)
+    (d / "training.json").write_text(json.dumps({"models": {"auto": {
+        "labels": "auto", "input": "filtered", "path": str(path),
+        "model": {"tile_size": 256, "input_channels": 1}}}}))
+    return path
 
 
 @pytest.fixture

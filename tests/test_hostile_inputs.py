@@ -123,19 +123,9 @@ def test_label_lists_bad_inputs_and_resumes_to_a_clean_runs_bytes(tmp_path, caps
 
 
 # ------------------------------------------------------------------ predict
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    tf = pytest.importorskip("tensorflow")
-    from seaice_utils.training.unet import build_unet
-
-    d = tmp_path_factory.mktemp("model")
-    tf.keras.utils.set_random_seed(3)
-    path = d / "unet_auto.keras"
-    build_unet(depth=2, base_filters=4, name="unet_auto").save(path)
-    (d / "training.json").write_text(json.dumps({"models": {"auto": {
-        "labels": "auto", "input": "filtered", "path": str(path),
-        "model": {"tile_size": 256, "input_channels": 1}}}}))
-    return path
+@pytest.fixture
+def model(tiny_unet):
+    return tiny_unet
 
 
 PREDICT_ENGINES = ["sequential", pytest.param("multiprocessing", marks=pytest.mark.slow),
