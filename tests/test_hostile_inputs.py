@@ -342,3 +342,18 @@ def test_a_core_install_never_reads_a_16bit_tiff_as_grey(tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr + r.stdout
     assert "rasterio" in r.stdout + r.stderr
     assert not list((tmp_path / "o").glob("*.json"))   # never labelled as band 1
+
+
+def test_an_unforeseen_library_error_is_one_line(tmp_path, capsys, monkeypatch):
+    from seaice_utils.cli import commands
+
+    def boom(a):
+        raise RuntimeError("Py4JJavaError: java.lang.OutOfMemoryError: Java heap space\n\tat x")
+
+    monkeypatch.setitem(commands.COMMANDS, "label", boom)
+    assert main(["label", str(tmp_path), str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "OutOfMemoryError" in err and "-v" in err
+    _one_line(err)
+    assert main(["label", str(tmp_path), str(tmp_path / "o"), "-v"]) == 1
+    assert "Traceback" in capsys.readouterr().err          # -v shows where

@@ -86,10 +86,20 @@ def test_float_input_that_is_not_reflectance_is_refused_as_whole(tmp_path):
     assert str(whole.value) == str(bands.value)
 
 
-@pytest.mark.parametrize("engine", ["sequential", "multiprocessing", pytest.param(
-    "spark", marks=[pytest.mark.slow, pytest.mark.skipif(shutil.which("java") is None,
-                                                         reason="needs Java")])])
-def test_label_command_writes_the_whole_scene_bytes_on_every_engine(tmp_path, engine):
+_SPARK = [pytest.mark.slow, pytest.mark.skipif(shutil.which("java") is None,
+                                               reason="needs Java")]
+
+
+@pytest.mark.parametrize("engine", ["sequential", "multiprocessing",
+                                    pytest.param("spark", marks=_SPARK),
+                                    pytest.param("spark-by-path", marks=_SPARK)])
+def test_label_command_writes_the_whole_scene_bytes_on_every_engine(tmp_path, engine,
+                                                                    monkeypatch):
+    if engine == "spark-by-path":             # as for files over 64 MB: read by path, in bands
+        from seaice_utils.engines import spark
+
+        monkeypatch.setattr(spark, "BYTES_MODE_MAX_MB", 0)
+        engine = "spark"
     src = tmp_path / "in"
     src.mkdir()
     paths = [_geotiff(src / f"g{i}.tif", k, 257, 10 + i) for i, k in enumerate(("u8", "u16"))]

@@ -182,13 +182,28 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as exc:
         if exc.errno not in _DISK_FULL:
-            raise
+            return _unexpected(a, exc)
         where = exc.filename or ("standard output" if flushing else "device")
         if flushing:
             _drop_stdout()
         print(f"seaice {a.command}: error: {_DISK_FULL[exc.errno]} {where}: "
               f"{exc.strerror or exc}; free some space and run again", file=sys.stderr)
         return 1
+    except Exception as exc:        # a library's failure (a Spark job, TensorFlow): one line
+        return _unexpected(a, exc)
+
+
+def _unexpected(a, exc: BaseException) -> int:
+    """One line for an error seaice did not foresee (exit 1); with -v the traceback too."""
+    if getattr(a, "verbose", False):
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    print(f"seaice {a.command}: error: {type(exc).__name__}: "
+          f"{lines[0][:300] if lines else 'no message'} (run with -v for the details)",
+          file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -218,6 +218,11 @@ def _source(spark, files: Sequence[Path]):
             .load(folders if len(folders) > 1 else folders[0]))
 
 
+#: Inputs larger than this (MB) are read by path on the executors, not sent as bytes through
+#: Spark's ``binaryFile`` source and the JVM heap.
+BYTES_MODE_MAX_MB = 64
+
+
 def run_spark_job(task: Task, files: Sequence[str | os.PathLike], *, workers: int = 2,
                   master: str | None = None, spark=None, output: str = "executors",
                   batch_size: int = 64, tasks_per_slot: int = 2, cache: bool = False,
@@ -289,11 +294,15 @@ def run_spark_job(task: Task, files: Sequence[str | os.PathLike], *, workers: in
         spark = spark_session(master or f"local[{workers}]", app_name=task.app_name, conf=conf,
                               progress=progress, batch_size=batch_size)
     summary.seconds["startup"] = time.perf_counter() - t0 if own else 0.0
+    # big files (a full Sentinel-2 tile: hundreds of MB) are not shipped as bytes through the
+    # JVM: the executors read them by path, in bands (executors write the outputs)
+    by_path = any(f.stat().st_size > BYTES_MODE_MAX_MB * 2**20 for f in todo if f.is_file())
     try:
         summary.workers = _slots(spark)
-        summary.seconds["warmup"] = (warm_up(spark, todo[:2 * summary.workers], task,
-                                             output=output) if warm and todo else 0.0)
-        if todo and task.bytes_mode:
+        summary.seconds["warmup"] = (
+            warm_up(spark, [] if by_path else todo[:2 * summary.workers], task, output=output)
+            if warm and todo else 0.0)
+        if todo and task.bytes_mode and not by_path:
             _run_bytes(spark, task, todo, output=output, batch_size=batch_size,
                        tasks_per_slot=tasks_per_slot, cache=cache, summary=summary)
         elif todo:
@@ -375,7 +384,7 @@ def _run_paths(spark, task: Task, todo: list[Path], *, summary: JobSummary) -> N
     for p in shipped:
         sc.addFile(str(p.resolve()), recursive=p.is_dir())
     n_parts = min(len(todo), sc.defaultParallelism)
-    rdd = sc.parallelize([str(f.resolve()) for f in todo], n_parts)
+    rdd = sc.parallelize([os.path.abspath(f) for f in todo], n_parts)   # links keep names
     t1 = time.perf_counter()
     mapped = rdd.mapPartitions(_make_partition(task, uuid.uuid4().hex, n_parts,
                                                [p.name for p in shipped]))
