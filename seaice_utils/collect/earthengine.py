@@ -20,6 +20,13 @@ The query (:func:`seaice_utils.collect.query.ee_request`) becomes an ``ee.ImageC
 grid, footprint) and each scene is one ``ee.data.computePixels`` request (:func:`pixels_request`)
 for a ``scene_px`` x ``scene_px`` GeoTIFF of ``B4, B3, B2`` (masked pixels 0) on the product's
 grid, so no resampling happens at the paper's 10 m.
+
+Cloud masks (``collect.cloud_masks``): the collection is joined to
+``COPERNICUS/S2_CLOUD_PROBABILITY`` (s2cloudless, percent) by ``system:index``
+(``ee.Join.saveFirst``, property :data:`CLOUD_PROPERTY`); each kept scene then gets a second
+``computePixels`` on the same grid (:func:`mask_request`): for L2A the product's ``SCL`` band,
+else the joined image's ``probability`` band (no match: no mask). The sink writes them by the rule
+of :mod:`seaice_utils.collect.masks` (SCL cloud classes 100, snow/ice never masked).
 """
 
 from __future__ import annotations
@@ -34,12 +41,18 @@ import numpy as np
 from seaice_utils.collect.credentials import HOW_TO, credential_status
 from seaice_utils.collect.products import CollectionUnavailable, Product
 from seaice_utils.collect.query import ee_request
-from seaice_utils.collect.sink import SceneSink, run_products
+from seaice_utils.collect.sink import SceneSink, mask_counts, run_products
 from seaice_utils.collect.windows import window_transform
 from seaice_utils.errors import InputError
 
 __all__ = ["ee_initialize", "build_collection", "product_from_info", "pixels_request",
-           "decode_geotiff", "collect_earthengine"]
+           "mask_request", "decode_geotiff", "collect_earthengine", "CLOUD_COLLECTION",
+           "CLOUD_PROPERTY"]
+
+#: Sentinel-2 cloud probability (s2cloudless), one image per Sentinel-2 image, same system:index.
+CLOUD_COLLECTION = "COPERNICUS/S2_CLOUD_PROBABILITY"
+#: Property of a collection image holding its joined cloud-probability image.
+CLOUD_PROPERTY = "cloud_probability"
 
 
 def _scrub(text: str, secrets: list[str]) -> str:
@@ -106,9 +119,12 @@ def ee_initialize(*, environ: dict | None = None, timeout_s: float = 60) -> dict
     return st
 
 
-def build_collection(spec: dict):
+def build_collection(spec: dict, *, cloud_masks: bool = False):
     """The ``ee.ImageCollection`` of a request made by
     :func:`seaice_utils.collect.query.ee_request`.
+
+    With ``cloud_masks`` each image carries its ``COPERNICUS/S2_CLOUD_PROBABILITY`` image
+    (joined by ``system:index``) in the property :data:`CLOUD_PROPERTY`.
 
     Needs an initialised ``ee`` (or the offline test set-up of ``ee.apitestcase``).
     """
@@ -117,12 +133,18 @@ def build_collection(spec: dict):
     r = spec["region"]
     region = ee.Geometry.Rectangle([r["west"], r["south"], r["east"], r["north"]], None,
                                    spec["geodesic"])
-    return (ee.ImageCollection(spec["collection"])
+    coll = (ee.ImageCollection(spec["collection"])
             .filterBounds(region)
             .filterDate(spec["start"], spec["end"])
             .filter(ee.Filter.lte(spec["cloud_property"], spec["max_cloud_cover"]))
             .select(spec["bands"])
             .limit(spec["max_products"], spec["cloud_property"]))
+    if not cloud_masks:
+        return coll
+    probs = ee.ImageCollection(CLOUD_COLLECTION).filterBounds(region).filterDate(spec["start"],
+                                                                                 spec["end"])
+    same = ee.Filter.equals(leftField="system:index", rightField="system:index")
+    return ee.ImageCollection(ee.Join.saveFirst(CLOUD_PROPERTY).apply(coll, probs, same))
 
 
 def product_from_info(info: dict, spec: dict) -> Product:
@@ -140,6 +162,7 @@ def product_from_info(info: dict, spec: dict) -> Product:
     ts = props.get("system:time_start")
     when = datetime.fromtimestamp(ts / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") \
         if ts is not None else ""
+    cloud = props.get(CLOUD_PROPERTY)
     foot = props.get("system:footprint") or {}
     rings = None
     if foot.get("type") == "LinearRing":
@@ -153,15 +176,19 @@ def product_from_info(info: dict, spec: dict) -> Product:
         cloud_cover=props.get(spec["cloud_property"]), footprint=rings, offset=0.0,
         offset_source="Earth Engine harmonized collection (offset removed)",
         baseline=str(props["PROCESSING_BASELINE"]) if props.get("PROCESSING_BASELINE") else None,
-        extra={"ee_id": info["id"]})
+        extra={"ee_id": info["id"], "level": spec.get("level", ""),
+               "cloud_probability_id": cloud.get("id") if isinstance(cloud, dict) else None})
 
 
-def pixels_request(spec: dict, product: Product, row: int, col: int) -> dict[str, Any]:
-    """The ``ee.data.computePixels`` request of one scene (``expression`` is an ``ee.Image``)."""
+def pixels_request(spec: dict, product: Product, row: int, col: int, *,
+                   image: Any = None) -> dict[str, Any]:
+    """The ``ee.data.computePixels`` request of one scene (``expression`` is an ``ee.Image``:
+    the product's bands, or ``image`` on the same grid)."""
     import ee
 
     a, _, c, _, e, f = window_transform(product, row, col, spec["scale"])
-    image = ee.Image(product.extra["ee_id"]).select(spec["bands"]).unmask(0).toUint16()
+    if image is None:
+        image = ee.Image(product.extra["ee_id"]).select(spec["bands"]).unmask(0).toUint16()
     return {
         "expression": image,
         "fileFormat": spec["file_format"],
@@ -174,8 +201,28 @@ def pixels_request(spec: dict, product: Product, row: int, col: int) -> dict[str
     }
 
 
-def decode_geotiff(data: bytes, *, shape: tuple[int, int], what: str = "GeoTIFF") -> np.ndarray:
-    """The (H, W, 3) DN array of GeoTIFF bytes (as ``computePixels`` returns them)."""
+def mask_request(spec: dict, product: Product, row: int, col: int
+                 ) -> tuple[dict[str, Any], str] | None:
+    """The ``computePixels`` request of a scene's cloud layer and its source, or None.
+
+    L2A: the product's ``SCL`` band (``scl``); else the joined ``S2_CLOUD_PROBABILITY`` image's
+    ``probability`` band (``cloud_probability``); None when the product has no match.
+    """
+    import ee
+
+    if str(product.extra.get("level", "")).upper() == "L2A":
+        image, source = ee.Image(product.extra["ee_id"]).select(["SCL"]), "scl"
+    elif product.extra.get("cloud_probability_id"):
+        image = ee.Image(product.extra["cloud_probability_id"]).select(["probability"])
+        source = "cloud_probability"
+    else:
+        return None
+    return pixels_request(spec, product, row, col, image=image.unmask(0).toUint8()), source
+
+
+def decode_geotiff(data: bytes, *, shape: tuple[int, int], what: str = "GeoTIFF",
+                   bands: int = 3) -> np.ndarray:
+    """The (H, W, bands) array of GeoTIFF bytes (as ``computePixels`` returns them)."""
     from rasterio.io import MemoryFile
 
     try:
@@ -183,8 +230,8 @@ def decode_geotiff(data: bytes, *, shape: tuple[int, int], what: str = "GeoTIFF"
             arr = src.read()
     except Exception as exc:
         raise InputError(f"{what}: not a readable GeoTIFF ({exc})") from None
-    if arr.shape != (3, *shape):
-        raise InputError(f"{what}: expected 3 bands of {shape[0]} x {shape[1]} px "
+    if arr.shape != (bands, *shape):
+        raise InputError(f"{what}: expected {bands} band(s) of {shape[0]} x {shape[1]} px "
                          f"(got {arr.shape})")
     return np.moveaxis(arr, 0, -1)
 
@@ -210,7 +257,7 @@ def collect_earthengine(params: dict, root: str | os.PathLike, *, progress: bool
     import ee
 
     try:
-        info = build_collection(spec).getInfo()
+        info = build_collection(spec, cloud_masks=params["collect"]["cloud_masks"]).getInfo()
     except Exception as exc:
         raise CollectionUnavailable(f"Earth Engine query failed ({type(exc).__name__}: "
                                     f"{str(exc)[:400]})") from None
@@ -227,9 +274,24 @@ def collect_earthengine(params: dict, root: str | os.PathLike, *, progress: bool
                 f"({type(exc).__name__}: {str(exc)[:400]}); rerun to resume") from None
         return decode_geotiff(data, shape=(px, px), what=f"{product.id} r{row} c{col}")
 
+    def fetch_mask(product: Product, row: int, col: int):
+        req = mask_request(spec, product, row, col)
+        if req is None:
+            return None, "none"
+        try:
+            data = ee.data.computePixels(req[0])
+        except Exception as exc:
+            raise CollectionUnavailable(
+                f"Earth Engine refused the cloud mask of {product.id} at row {row}, col {col} "
+                f"({type(exc).__name__}: {str(exc)[:400]}); rerun to resume") from None
+        arr = decode_geotiff(data, shape=(px, px), what=f"{product.id} r{row} c{col} mask",
+                             bands=1)
+        return arr[..., 0], req[1]
+
     rows = run_products(sink, products, fetch, region=spec["region"], progress=progress,
-                        desc="Earth Engine scenes")
+                        desc="Earth Engine scenes", fetch_mask=fetch_mask)
     details = {"collection": spec["collection"], "credentials": status["method"],
                "project_from": status["project"], "products": len(products),
+               "cloud_masks": mask_counts(rows),
                "request": {k: v for k, v in spec.items()}}
     return rows, details

@@ -20,6 +20,13 @@ written by :class:`seaice_utils.collect.sink.SceneSink` to ``<outputs>/data/loca
 and transform of every scene in the catalogue (and in the file itself for ``geotiff8``, the
 default, and ``geotiff16``).
 
+Cloud masks (``collect.cloud_masks``): the product's scene classification (``SCL_20m``,
+``IMG_DATA/R20m`` of an L2A ``.SAFE``), else its cloud probability (``MSK_CLDPRB_20m``,
+``QI_DATA``), the finest resolution found (:func:`find_mask`), resampled to each scene's 10 m
+grid by nearest neighbour and written by the rule of :mod:`seaice_utils.collect.masks`. Outside
+a ``.SAFE`` folder a mask file is used only when its name has the product's date and tile
+tokens (``T01CDK_20191115T202851_SCL_20m.tif``).
+
 Reflectance offset (``collect.reflectance_offset: auto``), in order: ``collect.processing_baseline``;
 the ``BOA_ADD_OFFSET`` / ``RADIO_ADD_OFFSET`` of the product's ``MTD_MSIL2A.xml`` /
 ``MTD_MSIL1C.xml`` when the ``.SAFE`` folder has it; the ``_Nxxxx`` baseline token of the
@@ -46,17 +53,23 @@ from pathlib import Path
 
 import numpy as np
 
+from seaice_utils.collect.masks import read_on_grid
 from seaice_utils.collect.products import (Product, band_id, offset_for_baseline,
                                            parse_baseline)
 from seaice_utils.collect.sink import SceneSink, read_window, run_products
+from seaice_utils.collect.windows import window_transform
 from seaice_utils.errors import InputError
 
-__all__ = ["LocalProduct", "BAND_TOKEN", "band_token", "find_products", "product_offset",
-           "ingest_products"]
+__all__ = ["LocalProduct", "BAND_TOKEN", "band_token", "find_products", "find_mask",
+           "product_offset", "ingest_products"]
 
 #: A Sentinel-2 band token in a file name (``B04``, ``B4``, ``B8A``), not inside a longer word.
 BAND_TOKEN = re.compile(r"(?<![A-Za-z0-9])(B(?:0?[1-9]|1[0-2]|8A))(?![A-Za-z0-9])", re.IGNORECASE)
 _RES_TOKEN = re.compile(r"_(\d{2,3})m(?=$|[_.])")
+#: Cloud-mask files of a product: (name pattern, source), in order of preference.
+_MASK_NAMES = ((re.compile(r"(?:^|_)SCL(?:_\d{2,3}m)?$", re.IGNORECASE), "scl"),
+               (re.compile(r"(?:^|_)(?:MSK_)?CLDPRB(?:_\d{2,3}m)?$", re.IGNORECASE),
+                "cloud_probability"))
 _SUFFIXES = (".tif", ".tiff", ".jp2")
 #: Band order of the ``band_id`` attribute in Sentinel-2 metadata (MTD_MSIL1C/2A.xml).
 _MTD_ORDER = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10",
@@ -89,6 +102,7 @@ class LocalProduct:
     offset: float = 0.0
     offset_source: str = ""
     grid: dict = field(default_factory=dict)
+    mask: tuple | None = None
 
 
 def band_token(name: str) -> str | None:
@@ -112,6 +126,29 @@ def _when_tile(text: str) -> tuple[str, str]:
     when = f"{m[1]}-{m[2]}-{m[3]}T{m[4]}:{m[5]}:{m[6]}Z" if m else ""
     t = re.search(r"(?:^|_)T(\d{2}[A-Z]{3})(?=_|$)", text)
     return when, t[1] if t else ""
+
+
+def find_mask(band_file: str | os.PathLike) -> tuple[Path, str] | None:
+    """``(file, source)`` of the cloud mask of the product holding ``band_file``, or None.
+
+    In a ``.SAFE`` folder: its ``SCL`` file (source ``scl``), else its ``MSK_CLDPRB`` file
+    (``cloud_probability``), the finest resolution first. Elsewhere: such a file in the band
+    file's folder whose date and tile tokens are the band file's.
+    """
+    band_file = Path(band_file)
+    safe = _safe_dir(band_file)
+    where = band_file.parent
+    files = sorted(p for p in (safe.rglob("*") if safe is not None else where.iterdir())
+                   if p.is_file() and p.suffix.lower() in _SUFFIXES)
+    tokens = _when_tile(band_file.name)
+    for pattern, source in _MASK_NAMES:
+        hits = [p for p in files if pattern.search(p.stem)]
+        if safe is None:
+            hits = [p for p in hits if tokens[0] and _when_tile(p.name) == tokens]
+        if hits:
+            res = {p: _RES_TOKEN.search(p.stem) for p in hits}
+            return min(hits, key=lambda p: (float(res[p][1]) if res[p] else 1e9, str(p))), source
+    return None
 
 
 def _mtd_offsets(safe: Path | None, bands: list[str]) -> tuple[float | None, str | None]:
@@ -270,6 +307,8 @@ def find_products(folder: str | os.PathLike, params: dict) -> list[LocalProduct]
         products.append(LocalProduct(p.stem, [p] * 3, idx, when, tile, base, off, src))
     for prod in products:
         _check_grid(prod)
+        if params["collect"].get("cloud_masks", True):
+            prod.mask = find_mask(prod.files[0])
     return products
 
 
@@ -334,6 +373,8 @@ def ingest_products(products: list[LocalProduct], root: str | os.PathLike, param
             dss = [stack.enter_context(_open(f)) for f in dict.fromkeys(lp.files)]
             by_path = dict(zip(dict.fromkeys(lp.files), dss))
             opened[lp.id] = [(by_path[f], i) for f, i in zip(lp.files, lp.indexes)]
+            if lp.mask is not None:
+                masks[lp.id] = (stack.enter_context(_open(lp.mask[0])), lp.mask[1])
             yield Product(id=lp.id, crs=lp.grid["crs"], transform=lp.grid["transform"],
                           height=lp.grid["height"], width=lp.grid["width"], datetime=lp.datetime,
                           tile=lp.tile, footprint=None, offset=lp.offset,
@@ -342,11 +383,26 @@ def ingest_products(products: list[LocalProduct], root: str | os.PathLike, param
             for ds in dss:
                 ds.close()
             opened.pop(lp.id, None)
+            if lp.id in masks:
+                masks.pop(lp.id)[0].close()
 
     def fetch(product: Product, row: int, col: int) -> np.ndarray:
         ratio = float(p["collect"]["scale"]) / product.native_res
         return read_window(opened[product.id], row, col, p["collect"]["scene_px"], ratio)
 
+    def fetch_mask(product: Product, row: int, col: int):
+        if product.id not in masks:
+            return None, "none"
+        ds, source = masks[product.id]
+        t = window_transform(product, row, col, float(p["collect"]["scale"]))
+        try:
+            return read_on_grid(ds, t, p["collect"]["scene_px"], crs=product.crs), source
+        except ValueError as exc:
+            raise InputError(f"{lp_mask[product.id]}: cannot be put on the grid of "
+                             f"{product.id} ({exc})") from None
+
+    lp_mask = {x.id: x.mask[0] for x in products if x.mask is not None}
+    masks: dict[str, tuple] = {}
     with stack:
         return run_products(sink, prods(), fetch, region=everywhere, progress=progress,
-                            desc="local scenes")
+                            desc="local scenes", fetch_mask=fetch_mask)

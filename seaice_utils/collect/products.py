@@ -254,7 +254,7 @@ def harmonize_dn(dn: np.ndarray, *, offset: float = 0.0, nodata: np.ndarray | No
 
 def geotiff_bytes(bands: np.ndarray, *, crs: str, transform: Sequence[float],
                   descriptions: Sequence[str] | None = None, tags: dict | None = None,
-                  cog: bool = False) -> bytes:
+                  cog: bool = False, nodata: int | None = 0) -> bytes:
     """A deflate-compressed GeoTIFF (no-data 0) of an (H, W, C) uint8 or uint16 array, as bytes.
 
     Parameters
@@ -269,6 +269,8 @@ def geotiff_bytes(bands: np.ndarray, *, crs: str, transform: Sequence[float],
     cog : bool
         A Cloud-Optimised GeoTIFF (GDAL's ``COG`` driver: 256 px tiles, overviews averaged
         without the no-data) instead of a plain tiled GeoTIFF.
+    nodata : int or None
+        The no-data value (None: none; cloud masks, where 0 means clear sky).
     """
     import rasterio
     from affine import Affine
@@ -282,7 +284,7 @@ def geotiff_bytes(bands: np.ndarray, *, crs: str, transform: Sequence[float],
     block = 256 if min(h, w) >= 256 else max(16, 16 * math.ceil(min(h, w) / 16))
     profile = dict(height=h, width=w, count=c, dtype=str(bands.dtype),
                    crs=rasterio.crs.CRS.from_user_input(crs), transform=Affine(*transform[:6]),
-                   nodata=0, compress="deflate", predictor=2)
+                   nodata=nodata, compress="deflate", predictor=2)
     if cog:
         profile.update(driver="COG", blocksize=block, overview_resampling="average")
     else:

@@ -9,9 +9,14 @@ layout of :mod:`seaice_utils.data.dataset`)::
                             stretch, Cloud-Optimised GeoTIFF with CRS, transform, no-data 0;
                             geotiff16: 16-bit reflectance x 10000 GeoTIFF, same georeference
       scenes/<name>.png     png8: the 8-bit RGB of geotiff8 without georeference in the file
+      masks/<name>.tif      collect.cloud_masks (default true): the scene's cloud mask, one
+                            uint8 band (percent: SCL cloud classes 100, else the cloud
+                            probability) as a COG on the scene's grid; see
+                            :mod:`seaice_utils.collect.masks`
       catalogue.csv         one row per scene: collection, product id, date, tile, cloud cover,
                             CRS, transform, footprint (WKT, lon/lat), valid share, reflectance
-                            offset and where it came from, format, file
+                            offset and where it came from, format, file, cloud_mask (the mask
+                            file, or empty) and cloud_mask_source (scl, cloud_probability, none)
       collect_state.json    resume state: query fingerprint and windows rejected for no-data
 
 The formats are described in :mod:`seaice_utils.collect.products` (:data:`EXPORT_FORMATS`).
@@ -28,6 +33,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from seaice_utils.collect.masks import MASK_SOURCES, mask_percent
 from seaice_utils.collect.products import (EXPORT_FORMATS, Product, dn_to_rgb8, geotiff_bytes,
                                            harmonize_dn)
 from seaice_utils.collect.windows import candidate_windows, footprint_wkt, window_transform
@@ -36,7 +42,7 @@ from seaice_utils.core.scenes import Stretch, atomic_write_bytes, write_json, wr
 from seaice_utils.data.dataset import write_catalogue
 from seaice_utils.errors import InputError
 
-__all__ = ["SceneSink", "read_window", "run_products"]
+__all__ = ["SceneSink", "read_window", "run_products", "mask_counts"]
 
 _STATE = "collect_state.json"
 _CATALOGUE = "catalogue.csv"
@@ -75,7 +81,7 @@ class SceneSink:
         The request; its fingerprint (without the counts) identifies the collection.
     params : dict
         Loaded profile (``collect`` section: scene_px, scale, export_format, min_valid_fraction,
-        max_scenes, scenes_per_product).
+        max_scenes, scenes_per_product, cloud_masks).
     """
 
     def __init__(self, root: str | os.PathLike, *, source: str, query: dict, params: dict) -> None:
@@ -91,6 +97,7 @@ class SceneSink:
         self.min_valid = float(c["min_valid_fraction"])
         self.max_scenes = int(c["max_scenes"])
         self.per_product = int(c["scenes_per_product"])
+        self.cloud_masks = bool(c.get("cloud_masks", True))
         ignore = {"max_products", "max_scenes", "timeout_s", "url"}
         self.fingerprint = hashlib.sha1(json.dumps(
             {k: v for k, v in query.items() if k not in ignore}, sort_keys=True,
@@ -123,6 +130,11 @@ class SceneSink:
     def _intact(self, row: dict) -> bool:
         path = self.root / row.get("file", "")
         if not row.get("file") or not path.is_file() or path.stat().st_size == 0:
+            return False
+        if self.cloud_masks and not row.get("cloud_mask_source"):
+            return False  # collected before masks were: fetch again with its mask
+        mask = row.get("cloud_mask")
+        if mask and (not (self.root / mask).is_file() or (self.root / mask).stat().st_size == 0):
             return False
         try:
             if path.suffix == ".png":
@@ -171,15 +183,26 @@ class SceneSink:
                 out.append((name, row, col))
         return out
 
+    def keeps(self, dn: np.ndarray) -> bool:
+        """Whether :meth:`add` would keep a window of these DNs (enough data)."""
+        valid = 1.0 - float(np.all(dn == 0, axis=-1).mean())
+        return valid >= self.min_valid and valid > 0
+
     # -- writing -----------------------------------------------------------------------------
     def add(self, product: Product, name: str, row: int, col: int, dn: np.ndarray, *,
-            extra: dict | None = None) -> dict | None:
+            extra: dict | None = None, mask: np.ndarray | None = None,
+            mask_source: str = "none") -> dict | None:
         """Write one scene from its DNs, or reject it when it holds too little data.
 
         Parameters
         ----------
         dn : (scene_px, scene_px, 3) integer ndarray
             Red, green, blue DNs on the window's grid (0 = no-data).
+        mask : (scene_px, scene_px) ndarray, optional
+            The raw cloud layer of ``mask_source`` (SCL codes or cloud probability) on the same
+            grid; written as ``masks/<name>.tif`` by the rule of
+            :mod:`seaice_utils.collect.masks` (ignored when ``collect.cloud_masks`` is false).
+        mask_source : {'scl', 'cloud_probability', 'none'}
 
         Returns
         -------
@@ -233,6 +256,18 @@ class SceneSink:
                "crs": crs, "transform": " ".join(f"{v:.10g}" for v in transform),
                "footprint": footprint_wkt(product, row, col, px, self.scale),
                "format": self.fmt, "stretch": stretch}
+        rec["cloud_mask"], rec["cloud_mask_source"] = "", "none"
+        if self.cloud_masks and mask is not None and mask_source != "none":
+            if mask_source not in MASK_SOURCES or mask.shape != (px, px):
+                raise InputError(f"cloud mask of scene {name}: expected a {mask_source!r} layer "
+                                 f"of shape ({px}, {px}) (got {mask.shape})")
+            mrel = f"masks/{name}.tif"
+            atomic_write_bytes(self.root / mrel, geotiff_bytes(
+                mask_percent(mask, mask_source)[..., None], crs=crs, transform=transform,
+                descriptions=("cloud",), cog=True, nodata=None,
+                tags={**tags, "cloud_mask_source": mask_source,
+                      "units": "percent (pixels >= season.cloud_probability are cloud)"}))
+            rec["cloud_mask"], rec["cloud_mask_source"] = mrel, mask_source
         rec.update(extra or {})
         self.rows.append(rec)
         self._save()
@@ -290,10 +325,12 @@ def read_window(bands: Sequence[tuple[Any, int]], row: int, col: int, size: int,
 
 
 def run_products(sink: SceneSink, products: Iterable[Product], fetch, *, region: dict,
-                 progress: bool = True, desc: str = "scenes") -> list[dict]:
+                 progress: bool = True, desc: str = "scenes", fetch_mask=None) -> list[dict]:
     """Drive a collection: plan windows per product, ``fetch(product, row, col) -> dn``, write.
 
-    Shared by the Earth Engine, STAC and local paths. Stops at ``max_scenes``.
+    Shared by the Earth Engine, STAC and local paths. Stops at ``max_scenes``. With
+    ``collect.cloud_masks`` on, ``fetch_mask(product, row, col) -> (layer or None, source)``
+    gives the cloud layer of each kept window (see :meth:`SceneSink.add`).
     """
     from tqdm.auto import tqdm
 
@@ -307,8 +344,25 @@ def run_products(sink: SceneSink, products: Iterable[Product], fetch, *, region:
                 if sink.full or sink.count_product(product.id) >= sink.per_product:
                     break
                 dn = fetch(product, row, col)
-                if sink.add(product, name, row, col, dn) is not None:
+                mask, source = None, "none"
+                if sink.cloud_masks and fetch_mask is not None and sink.keeps(dn):
+                    mask, source = fetch_mask(product, row, col)
+                if sink.add(product, name, row, col, dn, mask=mask,
+                            mask_source=source if mask is not None else "none") is not None:
                     bar.update(1)
     finally:
         bar.close()
     return sink.finish()
+
+
+def mask_counts(rows: Iterable[dict]) -> str:
+    """``scl: n, cloud_probability: m, none: k`` of catalogue rows (for a collection's details).
+
+    >>> mask_counts([{"cloud_mask_source": "scl"}, {"cloud_mask_source": "none"}, {}])
+    'scl: 1, none: 2'
+    """
+    counts: dict[str, int] = {}
+    for r in rows:
+        k = r.get("cloud_mask_source") or "none"
+        counts[k] = counts.get(k, 0) + 1
+    return ", ".join(f"{k}: {counts[k]}" for k in MASK_SOURCES if k in counts)

@@ -40,6 +40,15 @@ Earth Search has mis-tagged some 2022 and 2025 items of ``sentinel-2-l2a`` (offs
 ``boa_offset_applied`` false: earth-search issues 66 and 71); set ``collect.reflectance_offset``
 to a number to override. The paper's November 2019 scenes predate baseline 04.00: offset 0.
 
+Cloud masks (``collect.cloud_masks``)
+------------------------------------
+Each item's scene classification asset (:data:`~seaice_utils.collect.masks.STAC_SCL_KEYS`,
+``scl`` in Earth Search's L2A collections), else a cloud-probability asset
+(:data:`~seaice_utils.collect.masks.STAC_CLOUD_KEYS`), is read on every scene's grid (nearest
+neighbour from 20 m) and written by the sink as the scene's mask under the rule of
+:mod:`seaice_utils.collect.masks`; an item with neither gets none (``cloud_mask_source``
+``none``).
+
 GDAL settings used for the reads (:func:`gdal_options`): no directory listing on open, HTTP
 timeouts from ``collect.timeout_s``, retries, merged range requests, unsigned S3 access.
 """
@@ -54,13 +63,15 @@ from typing import Any
 
 import numpy as np
 
+from seaice_utils.collect.masks import STAC_CLOUD_KEYS, STAC_SCL_KEYS, read_on_grid
 from seaice_utils.collect.products import (CollectionUnavailable, Product, band_id,
                                            offset_for_baseline, parse_baseline)
 from seaice_utils.collect.query import stac_request
-from seaice_utils.collect.sink import SceneSink, read_window, run_products
+from seaice_utils.collect.sink import SceneSink, mask_counts, read_window, run_products
+from seaice_utils.collect.windows import window_transform
 
 __all__ = ["gdal_options", "vsi_path", "search_items", "search_collections", "asset_href",
-           "is_collection1", "item_offset", "product_from_item", "collect_stac"]
+           "is_collection1", "item_offset", "product_from_item", "mask_asset", "collect_stac"]
 
 
 def gdal_options(timeout_s: float = 60) -> dict[str, str]:
@@ -195,6 +206,16 @@ def asset_href(item, band: str) -> tuple[str, Any]:
                    f"{', '.join(item.assets)})")
 
 
+def mask_asset(item) -> tuple[str, str] | None:
+    """``(href, source)`` of an item's cloud-mask asset: the scene classification (``scl``)
+    first, else a cloud probability (``cloud_probability``); None when it has neither."""
+    for keys, source in ((STAC_SCL_KEYS, "scl"), (STAC_CLOUD_KEYS, "cloud_probability")):
+        for k in keys:
+            if k in item.assets and item.assets[k].href:
+                return item.assets[k].href, source
+    return None
+
+
 def is_collection1(collection: str | None) -> bool:
     """Whether a collection id names Earth Search's Collection 1 (``sentinel-2-c1-l2a``).
 
@@ -306,7 +327,9 @@ def collect_stac(params: dict, root: str | os.PathLike, *,
     items, used, searched = search_collections(spec)
     sink = SceneSink(root, source="stac", query={**spec, "collection": used}, params=params)
     skipped: list[str] = []
+    mask_problems: list[str] = []
     opened: dict[str, list] = {}
+    masks: dict[str, tuple] = {}
 
     def products():
         for item in items:
@@ -330,11 +353,19 @@ def collect_stac(params: dict, root: str | os.PathLike, *,
                     d.close()
                 continue
             opened[item.id] = dss
+            found = mask_asset(item) if sink.cloud_masks else None
+            if found is not None:
+                try:
+                    masks[item.id] = (rasterio.open(vsi_path(found[0])), found[1])
+                except rasterio.errors.RasterioIOError as exc:
+                    mask_problems.append(f"{item.id}: {str(exc)[:200]}")
             try:
                 yield product_from_item(item, spec, dss)
             finally:
                 for d in opened.pop(item.id, []):
                     d.close()
+                if item.id in masks:
+                    masks.pop(item.id)[0].close()
 
     def fetch(product: Product, row: int, col: int) -> np.ndarray:
         dss = opened[product.id]
@@ -345,17 +376,36 @@ def collect_stac(params: dict, root: str | os.PathLike, *,
             raise CollectionUnavailable(f"reading {product.id} at row {row}, col {col} failed "
                                         f"({str(exc)[:300]}); rerun to resume") from None
 
+    def fetch_mask(product: Product, row: int, col: int):
+        if product.id not in masks:
+            return None, "none"
+        ds, source = masks[product.id]
+        t = window_transform(product, row, col, float(spec["scale"]))
+        try:
+            return read_on_grid(ds, t, spec["scene_px"], crs=product.crs), source
+        except rasterio.errors.RasterioIOError as exc:
+            raise CollectionUnavailable(f"reading the cloud mask of {product.id} at row {row}, "
+                                        f"col {col} failed ({str(exc)[:300]}); rerun to "
+                                        "resume") from None
+        except ValueError as exc:  # another CRS, not north-up: no mask rather than a wrong one
+            mask_problems.append(f"{product.id}: {exc}")
+            masks.pop(product.id)[0].close()
+            return None, "none"
+
     with rasterio.Env(**gdal_options(spec["timeout_s"])):
         rows = run_products(sink, products(), fetch, region=dict(zip(
             ("west", "south", "east", "north"), spec["bbox"])), progress=progress,
-            desc="STAC scenes")
+            desc="STAC scenes", fetch_mask=fetch_mask)
     if skipped:
         warnings.warn(f"{len(skipped)} STAC items skipped: " + "; ".join(skipped[:5]), UserWarning,
                       stacklevel=2)
+    if mask_problems:
+        warnings.warn(f"{len(mask_problems)} STAC cloud masks not used: " +
+                      "; ".join(mask_problems[:5]), UserWarning, stacklevel=2)
     details = {"stac_url": spec["url"], "collection": used,
                "searched": "; ".join(f"{s['collection']}: {s['items']}" +
                                      ("" if s["items"] == "does not exist" else " items")
                                      for s in searched),
                "level": spec["level"], "products": len(items), "skipped_products": len(skipped),
-               "request": spec}
+               "cloud_masks": mask_counts(rows), "request": spec}
     return rows, details

@@ -215,6 +215,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
                               "by collect.collection (Earth Search's L1C assets are not public)"),
         "timeout_s": _k((int, float), 60, (lambda v: v > 0, "a number > 0"),
                         "network timeout per request in seconds"),
+        "cloud_masks": _k(bool, True, doc="collect each scene's cloud mask with it "
+                                          "(masks/<name>.tif on the scene's grid, named in "
+                                          "catalogue.csv's cloud_mask column): the L2A scene "
+                                          "classification where there is one (cloud, cirrus, "
+                                          "shadow -> 100; snow/ice never masked), else the cloud "
+                                          "probability (percent; season.cloud_probability is "
+                                          "the threshold)"),
         "fallback": _k(str, "synthetic", _choice("synthetic", "error"),
                        "when the source cannot be used: continue with the synthetic dataset "
                        "(saying so, recorded in the manifest) or stop with an error"),
