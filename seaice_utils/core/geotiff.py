@@ -29,7 +29,7 @@ ATTRIBUTION = "Contains modified Copernicus Sentinel data"
 
 
 def class_map_cog(classes: np.ndarray, *, crs: str, transform: Sequence[float],
-                  attribution: str | None = ATTRIBUTION) -> bytes:
+                  attribution: str | None = ATTRIBUTION, tags: dict | None = None) -> bytes:
     """The bytes of a Cloud-Optimised GeoTIFF of ``classes`` on the scene's grid.
 
     Parameters
@@ -41,6 +41,9 @@ def class_map_cog(classes: np.ndarray, *, crs: str, transform: Sequence[float],
         Affine ``a, b, c, d, e, f`` (rasterio's order).
     attribution : str, optional
         Data attribution written as the ``ATTRIBUTION`` dataset tag.
+    tags : dict, optional
+        More dataset tags (``ACQUISITION_DATE``, ``PLATFORM``), written as strings; without
+        them the bytes are those of a map without tags.
     """
     import rasterio
     from rasterio.io import MemoryFile
@@ -64,4 +67,6 @@ def class_map_cog(classes: np.ndarray, *, crs: str, transform: Sequence[float],
             dst.update_tags(1, classes=names)
             if attribution:
                 dst.update_tags(ATTRIBUTION=attribution)
+            if tags:
+                dst.update_tags(**{str(k): str(v) for k, v in tags.items()})
         return mem.read()

@@ -19,8 +19,13 @@ georeferenced scenes, or a ``season.csv`` / catalogue CSV) and
 3. **counts each date's areas** with :func:`~seaice_utils.core.mosaic.date_areas` inside the
    region, in ground km² (each pixel's ground area,
    :func:`~seaice_utils.core.areas.ground_pixel_areas`: on a polar stereographic grid near 78 S a
-   pixel covers about 3.5 % more ground than its grid size says) and writes ``<out>/season_areas.csv`` and ``<out>/dates/<date>_classes.tif`` (a COG of
-   the date's mosaic).
+   pixel covers about 3.5 % more ground than its grid size says) and writes
+   ``<out>/season_areas.csv`` and ``<out>/dates/<date>_classes.tif`` (a COG of the date's
+   mosaic, tagged with its ``ACQUISITION_DATE`` and, when the scenes say so, its
+   ``PLATFORM``);
+4. **exports the season** (:mod:`seaice_utils.season.export`): a STAC Collection with an Item
+   per date (``<out>/stac/``) and a CF-1.8 NetCDF cube (``<out>/season.nc``), so that pystac,
+   stackstac, odc-stac and xarray open it in one line.
 
 Overlap rule
 ------------
@@ -95,6 +100,7 @@ from seaice_utils.inference.predict import predict_inputs, predict_options
 from seaice_utils.labelling.jobs import run_label_job
 from seaice_utils.labelling.settings import label_options
 from seaice_utils.params import load_params
+from seaice_utils.season.export import date_platforms, date_tags, export_season
 from seaice_utils.season.folder import SeasonFolder
 from seaice_utils.season.inputs import UNOBSERVED, missing_masks, season_inputs
 
@@ -123,6 +129,7 @@ class SeasonResult:
     seconds: dict = field(default_factory=dict)
     failures: list = field(default_factory=list)
     dates_written: list = field(default_factory=list)
+    exports_written: list = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -326,16 +333,20 @@ def run_season(input, out_dir, *, model=None, labels: str = "auto", params=None,
         raise InputError(f"no scene of {str(input)!r} was classified into a georeferenced "
                          f"class map ({len(failures)} failed"
                          + (f"; {failures[0][0]}: {failures[0][1]}" if failures else "") + ")")
-    rows, written = _mosaic_dates(by_date, masks, threshold, params, folder)
+    platforms = date_platforms(scenes)
+    rows, written = _mosaic_dates(by_date, masks, threshold, params, folder, platforms)
+    inputs = {f"{f.stem}{CLASS_MAP_SUFFIX}": f for _, f in scenes}
+    exported = export_season(folder, rows, {d: [(inputs[p.name], p) for p in sorted(paths)]
+                                            for d, paths in by_date.items()}, platforms)
     folder.finish(rows)
     t2 = time.perf_counter()
     return SeasonResult(rows=rows, job=job, out_dir=out, failures=failures,
-                        dates_written=written,
+                        dates_written=written, exports_written=exported,
                         seconds={"classify": t1 - t0, "mosaic": t2 - t1, "total": t2 - t0})
 
 
 def _mosaic_dates(by_date: dict, masks: dict, threshold: int, params: dict,
-                  folder: "SeasonFolder") -> tuple[list[dict], list[str]]:
+                  folder: "SeasonFolder", platforms: dict) -> tuple[list[dict], list[str]]:
     """Mosaic every date on the season grid; write its COG when changed and the areas CSV.
 
     One date's class maps are in memory at a time: the season grid and region come from the
@@ -368,7 +379,8 @@ def _mosaic_dates(by_date: dict, masks: dict, threshold: int, params: dict,
                      for p in pairs]
         row, m = _date_row(day, pairs, grid, region, areas)
         rows.append(row)
-        cog = class_map_cog(m.classes, crs=m.crs, transform=m.transform)
+        cog = class_map_cog(m.classes, crs=m.crs, transform=m.transform,
+                            tags=date_tags(day, platforms.get(day)))
         if _write_if_changed(folder.date_path(day), cog):
             written.append(day)
     _write_if_changed(folder.areas_csv, _csv_bytes(rows))
