@@ -34,7 +34,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic"]
-WIDTH, HEIGHT = 1280, 1000
+WIDTH, HEIGHT = 1280, 800
 #: The profile the copied notebook reads as ../params/quick.yml: the quick profile's filter,
 #: HSV ranges and 512 px previews, on two 512 px scenes (fast to make).
 PROFILE = """\
@@ -229,6 +229,50 @@ _LAYOUT_JS = """
 }
 """
 
+#: Every visible control label (slider descriptions, tab titles, fold titles, check boxes) shows
+#: its whole text; slider tracks give at most 2 values per pixel; the preview's text is >= 11 px
+#: (its PNG is shown at its own size, 72 dpi, titles 11.5 pt).
+_LABELS_JS = """
+(root) => {
+  const bad = [], seen = [];
+  const sel = '.widget-label, .lm-TabBar-tabLabel, .jupyter-widget-Collapse-header span, ' +
+              '.widget-checkbox label';
+  for (const el of root.querySelectorAll(sel)) {
+    if (el.offsetParent === null || !el.textContent.trim()) continue;
+    seen.push(el.textContent.trim());
+    if (el.scrollWidth > el.clientWidth + 1) bad.push('label cut: ' + el.textContent.trim());
+  }
+  for (const s of root.querySelectorAll('.widget-slider')) {
+    if (s.offsetParent === null) continue;
+    const track = s.querySelector('.slider-container, .noUi-target');
+    const name = s.className.match(/seaice-[\\w-]+/)[0];
+    const w = track.getBoundingClientRect().width;
+    const h = s.querySelector('.noUi-handle');
+    const span = Number(h.getAttribute('aria-valuemax')) - Number(h.getAttribute('aria-valuemin'));
+    if (span / w > 2) bad.push(name + ': track ' + Math.round(w) + ' px for ' + span);
+  }
+  const img = root.querySelector('.seaice-tuner-image');
+  if (img.getBoundingClientRect().width < img.naturalWidth - 1)
+    bad.push('preview scaled down: ' + img.getBoundingClientRect().width + ' < ' + img.naturalWidth);
+  return {seen, bad};
+}
+"""
+
+#: The preview image and the fraction table lie wholly inside the notebook's visible area.
+_IN_VIEW_JS = """
+(root) => {
+  const outer = document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer');
+  const o = outer.getBoundingClientRect(), bad = [];
+  for (const part of ['.seaice-tuner-image', '.seaice-tuner-metrics', '.seaice-tuner-message']) {
+    const r = root.querySelector(part).getBoundingClientRect();
+    if (r.top < o.top - 0.5 || r.bottom > o.bottom + 0.5)
+      bad.push(part + ' [' + Math.round(r.top) + ', ' + Math.round(r.bottom) + '] outside [' +
+               Math.round(o.top) + ', ' + Math.round(o.bottom) + ']');
+  }
+  return bad;
+}
+"""
+
 _IMAGE_JS = """
 async (img) => {
   const buf = await (await fetch(img.src)).arrayBuffer();
@@ -356,6 +400,11 @@ def test_tuner_in_a_real_browser(project, lab, browser, tmp_path):
     assert {"seaice-autolabel-thin-lower-H", "seaice-autolabel-thin-upper-S",
             "seaice-autolabel-water-upper-V"} <= {name for name, *_ in seen}, seen
     page.screenshot(path=shots / "hsv_folds_open.png")
+    labels = tuner.evaluate(_LABELS_JS)
+    assert not labels["bad"], "\n".join(labels["bad"])
+    assert {"V lower", "H upper", "allow gaps", "HSV ranges", "filter"} <= set(labels["seen"])
+    folds.nth(1).click()                                           # folded again
+    _setting(tuner, "autolabel.thin.upper.S").wait_for(state="hidden")
 
     # -- a V bound, typed into its value label: the preview, agreement and linked bound follow
     tuner.locator(".seaice-tuner-tabs .lm-TabBar-tab", has_text="HSV ranges").click()
@@ -376,6 +425,8 @@ def test_tuner_in_a_real_browser(project, lab, browser, tmp_path):
     _wait_new_image(tuner, src)
     latency_v = time.perf_counter() - t0
     page.screenshot(path=shots / "after.png")
+    # one screen: the controls, the preview and its fraction table, without scrolling
+    assert not tuner.evaluate(_IN_VIEW_JS), tuner.evaluate(_IN_VIEW_JS)
     assert _image_digest(tuner) != digest
     assert _value(tuner, "autolabel.thin.upper.V") == 235
     assert _value(tuner, "autolabel.thick.lower.V") == 236          # linked bound followed
@@ -389,6 +440,9 @@ def test_tuner_in_a_real_browser(project, lab, browser, tmp_path):
     layout = tuner.evaluate(_LAYOUT_JS)
     assert not layout["bad"], "\n".join(layout["bad"])
     assert len(layout["seen"]) == 5, layout
+    labels = tuner.evaluate(_LABELS_JS)
+    assert not labels["bad"], "\n".join(labels["bad"])
+    assert {"median kernel", "thick threshold", "water V max"} <= set(labels["seen"])
     page.screenshot(path=shots / "filter_tab.png")
     box = handle.bounding_box()
     src, digest = img.get_attribute("src"), _image_digest(tuner)
@@ -419,15 +473,34 @@ def test_tuner_in_a_real_browser(project, lab, browser, tmp_path):
     _type_value(page, tuner, "autolabel.water.lower.V", 0)
     message.get_by_text("settings valid").wait_for()
 
+    # -- an H range narrowed: a gap, said with what to do in the tuner; 'allow gaps' makes it valid
+    folds.nth(1).click()
+    _setting(tuner, "autolabel.thin.lower.H").wait_for()
+    _type_value(page, tuner, "autolabel.thin.lower.H", 20)
+    message.get_by_text("invalid").wait_for()
+    text = message.inner_text()
+    assert "tick 'allow gaps'" in text and "autolabel." not in text, text
+    page.screenshot(path=shots / "h_gap_invalid.png")
+    src = img.get_attribute("src")
+    tuner.locator(".seaice-tuner-allow-gaps input").check()
+    _wait_new_image(tuner, src)
+    assert "invalid" not in message.inner_text()
+    page.screenshot(path=shots / "h_gap_allowed.png")
+    folds.nth(1).click()
+
     # -- write params to a path typed into the box; the file is a valid profile
     target = tmp_path / "tuned_in_browser.yml"
     tuner.locator(".seaice-tuner-path input").fill(str(target))
     tuner.locator(".seaice-tuner-path input").press("Enter")
     tuner.locator(".seaice-tuner-write-button").click()
     message.get_by_text("wrote").wait_for()
+    tuner.locator(".seaice-tuner-write-button").click()
+    message.get_by_text("replaced").wait_for()
     from seaice_utils.params import load_params
 
     written = load_params(target)
+    assert written["autolabel"]["allow_gaps"] is True
+    assert written["autolabel"]["thin"]["lower"][0] == 20
     assert written["autolabel"]["thin"]["upper"][2] == 235
     assert written["autolabel"]["thick"]["lower"][2] == 236
     assert written["filter"]["water_v_max"] == water_v_max

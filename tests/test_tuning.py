@@ -403,6 +403,28 @@ def test_scene_selector_and_reset(tuner):
     assert tuner.params == tuner.base_params
 
 
+def test_allow_gaps_makes_a_narrowed_h_range_valid(tuner, tmp_path):
+    tuner.controls["autolabel.thin.lower.H"].value = 20           # opens a gap in H
+    assert tuner.error is not None
+    assert "tick 'allow gaps'" in tuner.error and "allow_gaps" not in tuner.error
+    assert "'H lower' of thin ice" in tuner.error
+    tuner.allow_gaps.value = True
+    assert tuner.error is None and tuner.params["autolabel"]["allow_gaps"] is True
+    assert tuner.result["fractions"]["no filter"]["unlabelled"] >= 0
+    assert "#ff00ff" in tuner.metrics.value                       # unlabelled in magenta
+    assert tuner.write(tmp_path / "gaps.yml") is not None
+    written = load_params(tmp_path / "gaps.yml")
+    assert written["autolabel"]["allow_gaps"] is True
+    assert written["autolabel"]["thin"]["lower"][0] == 20
+
+
+def test_second_write_says_replaced(tuner, tmp_path):
+    assert tuner.write() == tmp_path / "t.yml"
+    assert "wrote" in tuner.message.value and "replaced" not in tuner.message.value
+    assert tuner.write() == tmp_path / "t.yml"
+    assert "replaced" in tuner.message.value
+
+
 def test_build_tuner_reads_records(tmp_path, params):
     s = _scene()
     write_png(tmp_path / "scenes" / "a.png", s.rgb)

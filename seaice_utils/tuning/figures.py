@@ -8,8 +8,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from seaice_utils.core.classes import CLASS_NAMES, UNLABELLED_NAME
-from seaice_utils.core.figures import (Panel, class_fraction_bars, class_histograms, new_figure,
-                                       panel_figure)
+from seaice_utils.core.figures import (Panel, add_class_legend, class_fraction_bars,
+                                       class_histograms, draw_panel, new_figure, panel_figure)
 from seaice_utils.core.tiling import iter_tiles, pad_to_multiple
 from seaice_utils.errors import InputError
 from seaice_utils.labelling.autolabel import segment
@@ -19,7 +19,7 @@ from seaice_utils.tuning.previews import FRACTION_COLUMNS
 from seaice_utils.tuning.samples import TuningSample
 from seaice_utils.tuning.settings import CLASS_KEYS
 
-__all__ = ["fraction_bars", "panels_figure", "filter_steps_figure", "value_histogram_figure"]
+__all__ = ["fraction_bars", "panels_figure", "tuner_figure", "filter_steps_figure", "value_histogram_figure"]
 
 
 def fraction_bars(table, *, title: str | None = None):
@@ -67,6 +67,36 @@ def panels_figure(previews: Sequence[Mapping[str, Any]], *, panel_size: float = 
     return panel_figure([_preview_panels(pv) for pv in previews],
                         row_titles=[_row_title(pv) for pv in previews], panel_size=panel_size,
                         legend=True, suptitle=suptitle)
+
+
+def tuner_figure(pv: Mapping[str, Any], *, panel_size: float = 2.1, fontsize: float = 11.5):
+    """The tuner's preview of one sample, compact: image | filtered grey | reference over
+    auto-label without | with the filter | class legend (with unlabelled, magenta).
+
+    At 72 dpi a point is a pixel: the default is 3 panels of 151 px side by side (a column
+    beside the tuner's controls) with 11.5 px titles.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    panels = _preview_panels(pv)
+    truth = panels.pop() if pv.get("truth") is not None else None
+    grid = [panels[0], panels[1], truth, panels[2], panels[3], None]
+    title_h = 2.9 * fontsize / 72     # two lines of title
+    fig = new_figure((3 * panel_size + 0.1, 2 * (panel_size + title_h) + 0.05))
+    axes = fig.subplots(2, 3)
+    for ax, panel in zip(axes.ravel(), grid):
+        if panel is None:
+            ax.axis("off")
+            continue
+        draw_panel(ax, panel)
+        ax.set_title(panel.title, fontsize=fontsize)
+    add_class_legend(axes[1][2], unlabelled=True, loc="center", ncol=1, fontsize=fontsize,
+                     frameon=False)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - title_h / fig.get_figheight(),
+                        wspace=0.04, hspace=title_h / panel_size)
+    return fig
 
 
 _STEP_TITLES = {

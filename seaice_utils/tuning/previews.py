@@ -154,7 +154,7 @@ def preview(rgb: np.ndarray, nodata: np.ndarray | None = None, truth: np.ndarray
 def preview_all(samples: Sequence[TuningSample], params: dict, *,
                 progress: bool | None = None) -> list[dict[str, Any]]:
     """:func:`preview` of every sample, each dict with ``name`` and ``cloud_fraction`` added."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm   # text, not a notebook widget: nothing dead in a saved notebook
 
     show = params["global"]["progress"] if progress is None else progress
     out = []

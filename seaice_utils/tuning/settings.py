@@ -57,7 +57,8 @@ V_LINKS = {"autolabel.thin.upper.V": ("autolabel.thick.lower.V", 1),
 
 
 def settings_of(params: dict) -> dict[str, Any]:
-    """The tunable values of a profile as flat settings (filter constants and HSV bounds).
+    """The tunable values of a profile as flat settings (filter constants, HSV bounds and
+    ``autolabel.allow_gaps``).
 
     >>> from seaice_utils.params import defaults
     >>> s = settings_of(defaults())
@@ -65,6 +66,7 @@ def settings_of(params: dict) -> dict[str, Any]:
     (155, 204, 205)
     """
     out: dict[str, Any] = {f"filter.{k}": params["filter"][k] for k in FILTER_KEYS}
+    out["autolabel.allow_gaps"] = bool(params["autolabel"]["allow_gaps"])
     for cls in CLASS_KEYS:
         for bound in ("lower", "upper"):
             for i, ch in enumerate(_CHANNELS):

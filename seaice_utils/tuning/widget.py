@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import time
 import warnings
 from pathlib import Path
@@ -18,113 +17,45 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from seaice_utils.core.classes import CLASS_NAMES, DISPLAY_ORDER, RANGE_KEYS
+from seaice_utils.core.classes import CLASS_NAMES, UNLABELLED
 from seaice_utils.core.figures import figure_to_png
 from seaice_utils.errors import InputError, ParamsError
 from seaice_utils.labelling.cloudfilter import thin_cloud_shadow_filter
 from seaice_utils.labelling.kernels import MEDIAN_KERNEL_MAX
 from seaice_utils.labelling.settings import filter_params
 from seaice_utils.params import load_params_dict
-from seaice_utils.tuning.figures import panels_figure
-from seaice_utils.tuning.previews import FRACTION_COLUMNS, VARIANTS, preview
+from seaice_utils.report import project_root
+from seaice_utils.tuning.figures import tuner_figure
+from seaice_utils.tuning.previews import preview
 from seaice_utils.tuning.samples import TuningSample, load_samples
 from seaice_utils.tuning.settings import (CLASS_KEYS, V_LINKS, apply_settings, settings_of,
                                           write_tuned_params)
+from seaice_utils.tuning.wording import (ALLOW_GAPS_LABEL, CLASS_VALUE, describe_error,
+                                         hex_colour, metrics_html, range_errors)
 
 __all__ = ["Tuner", "build_tuner", "range_errors", "describe_error"]
 
-_CLASS_VALUE = {RANGE_KEYS[c]: c for c in DISPLAY_ORDER}
 #: Text shown for the tuner where its widgets cannot be displayed (not saved in a notebook file).
 TUNER_PLACEHOLDER = ("[threshold tuner: live only after the notebook has run in the open kernel; "
                      "run it (Run > Run All Cells) to use the sliders]")
-#: Slider labels of the filter constants (the tuner's "filter" tab).
-_FILTER_LABELS = {"water_v_max": "water V max", "dilation": "dilation",
-                  "median_kernel": "median kernel", "truncation": "truncation",
-                  "thick_threshold": "thick threshold", "apply_to": "apply to"}
+#: Width of the controls column (the preview takes the rest of the row).
+CONTROLS_WIDTH = "372px"
 
 
-def _slider(key: str) -> str | None:
-    """Where a setting is in the tuner, in its own words, e.g. "'V lower' of thin ice (HSV
-    ranges tab)"; None for a key the tuner has no control for."""
-    parts = key.split(".")
-    if parts[0] == "filter" and len(parts) == 2 and parts[1] in _FILTER_LABELS:
-        return f"'{_FILTER_LABELS[parts[1]]}' (filter tab)"
-    if (parts[0] == "autolabel" and len(parts) == 4 and parts[1] in _CLASS_VALUE
-            and parts[2] in ("lower", "upper") and parts[3] in "HSV"):
-        fold = ", under 'H and S'" if parts[3] in "HS" else ""
-        return (f"'{parts[3]} {parts[2]}' of {CLASS_NAMES[_CLASS_VALUE[parts[1]]]} "
-                f"(HSV ranges tab{fold})")
-    return None
+def _shown(path: Path) -> str:
+    """A path as the tuner shows it: relative to the project folder when inside it."""
+    root = project_root()
+    p = Path(os.path.abspath(path))
+    if root is not None and (root == p or root in p.parents):
+        return p.relative_to(root).as_posix()
+    return str(p)
 
 
-def range_errors(settings: Mapping[str, Any]) -> list[str]:
-    """Lower bounds above their upper bound, said in the tuner's terms (which class, which
-    slider, which bound, and what would fix it).
-
-    >>> from seaice_utils.params import defaults
-    >>> from seaice_utils.tuning.settings import settings_of
-    >>> s = settings_of(defaults())
-    >>> range_errors(s)
-    []
-    >>> s["autolabel.thin.lower.V"] = 210
-    >>> range_errors(s)  # doctest: +NORMALIZE_WHITESPACE
-    ["thin ice: its 'V lower' bound (210) is above its 'V upper' bound (204); set V lower to
-      204 or less, or V upper to 210 or more (HSV ranges tab)"]
-    """
-    out = []
-    for cls in CLASS_KEYS:
-        for ch in "HSV":
-            lo = settings.get(f"autolabel.{cls}.lower.{ch}")
-            hi = settings.get(f"autolabel.{cls}.upper.{ch}")
-            if lo is None or hi is None or lo <= hi:
-                continue
-            fold = ", under 'H and S'" if ch in "HS" else ""
-            out.append(f"{CLASS_NAMES[_CLASS_VALUE[cls]]}: its '{ch} lower' bound ({lo}) is above "
-                       f"its '{ch} upper' bound ({hi}); set {ch} lower to {hi} or less, or "
-                       f"{ch} upper to {lo} or more (HSV ranges tab{fold})")
-    return out
-
-
-_BOUND_KEY = re.compile(r"autolabel\.(" + "|".join(CLASS_KEYS) + r")\.(lower|upper)\.([HSV])\b")
-_FILTER_KEY = re.compile(r"filter\.(" + "|".join(_FILTER_LABELS) + r")\b")
-
-
-def describe_error(message: str) -> str:
-    """A settings error (``"section.key: must be ..."``) with the key replaced by the slider
-    that holds it; messages about keys the tuner has no control for are returned unchanged.
-    Bounds and filter constants named inside the message (the HSV range and filter checks) are
-    said by their slider names too.
-
-    >>> describe_error("filter.median_kernel: must be an integer in 3..255, odd (got 154)")
-    "'median kernel' (filter tab): must be an integer in 3..255, odd (got 154)"
-    >>> describe_error("autolabel: V 151..204 is in no class's range "
-    ...                "(autolabel.thin.upper.V = 150, autolabel.thick.lower.V = 205)")
-    "HSV ranges: V 151..204 is in no class's range ('V upper' of thin ice = 150, 'V lower' of thick ice = 205)"
-    """
-    key, sep, rest = message.partition(": ")
-    where = _slider(key) if sep else None
-    if where is None and sep and key == "autolabel":
-        where = "HSV ranges"
-    text = f"{where}: {rest}" if where else message
-    text = _BOUND_KEY.sub(lambda m: f"'{m[3]} {m[2]}' of {CLASS_NAMES[_CLASS_VALUE[m[1]]]}", text)
-    return _FILTER_KEY.sub(lambda m: f"'{_FILTER_LABELS[m[1]]}'", text)
-
-
-def _metrics_html(pv: Mapping[str, Any], seconds: float) -> str:
-    head = "".join(f"<th style='padding:0 8px'>{c.replace('_', ' ')}</th>"
-                   for c in (*FRACTION_COLUMNS, "agreement"))
-    body = []
-    for variant in VARIANTS:
-        if variant not in pv["fractions"]:
-            continue
-        f = pv["fractions"][variant]
-        ag = pv["agreement"].get(variant)
-        cells = [f"{100 * f[c]:.1f} %" for c in FRACTION_COLUMNS]
-        cells.append("" if ag is None or np.isnan(ag) else f"{100 * ag:.1f} %")
-        body.append(f"<tr><td style='padding:0 8px'><b>{variant}</b></td>" + "".join(
-            f"<td style='padding:0 8px;text-align:right'>{c}</td>" for c in cells) + "</tr>")
-    return (f"<table><tr><th></th>{head}</tr>{''.join(body)}</table>"
-            f"<small>{pv['n_pixels']:,} data pixels; preview computed in {seconds:.2f} s</small>")
+def _resolve(text: str) -> Path:
+    """A path typed into the box: relative paths are taken from the project folder."""
+    p = Path(os.path.expanduser(text))
+    root = project_root()
+    return p if p.is_absolute() or root is None else root / p
 
 
 class Tuner:
@@ -141,6 +72,9 @@ class Tuner:
         Which sample is previewed.
     link : ipywidgets.Checkbox
         Keep adjacent V bounds adjacent (see :data:`V_LINKS`; on by default).
+    allow_gaps : ipywidgets.Checkbox
+        ``autolabel.allow_gaps`` (also ``controls["autolabel.allow_gaps"]``): ranges may leave
+        colours in no class (shown magenta, counted as unlabelled), e.g. a narrowed H or S range.
     tabs : ipywidgets.Tab
         "HSV ranges" (a column per class: V bounds, H and S folded away) and "filter".
     image : ipywidgets.Image
@@ -150,7 +84,8 @@ class Tuner:
     message : ipywidgets.HTML
         Validation errors, warnings and what the write button did.
     path : ipywidgets.Text
-        Where the write button writes the profile.
+        Where the write button writes the profile (shown, and taken when relative, from the
+        project folder).
     write_button, reset_button : ipywidgets.Button
     params : dict
         The last valid profile (the one previewed and written).
@@ -162,7 +97,7 @@ class Tuner:
     """
 
     def __init__(self, samples: Sequence[TuningSample], params: dict, *,
-                 write_path: str | os.PathLike | None = None, panel_size: float = 2.3,
+                 write_path: str | os.PathLike | None = None, panel_size: float = 2.1,
                  dpi: int = 72) -> None:
         import ipywidgets as w
 
@@ -177,89 +112,104 @@ class Tuner:
         self._cache: dict[tuple, np.ndarray] = {}
         self._hold = False
 
-        # Responsive layout: sliders fill their column, the three class columns (200-380 px
-        # each) wrap onto new rows when they do not fit side by side, and every value label
-        # (which can be typed into) stays inside the notebook, with no horizontal scrolling;
-        # tests/test_tuner_browser.py checks this in a 1280 px window with the side bar open.
+        # One screen at 1280 x 800 with the side bar open (tests/test_tuner_browser.py): the
+        # controls in a column of CONTROLS_WIDTH beside the preview and its fraction table; in
+        # that column a slider track is about 200 px (255 values: under 2 per pixel) and every
+        # value label can be typed into. H and S are folded away.
         slider_style = {"description_width": "64px"}
-        row_style = {"description_width": "88px"}
+        row_style = {"description_width": "104px"}
         settings = settings_of(self.params)
         self.controls: dict[str, Any] = {}
 
         def islider(key: str, label: str, lo: int, hi: int, step: int = 1, *,
-                    style: dict = slider_style, max_width: str | None = None):
+                    style: dict = slider_style):
             v = settings[key]
             s = w.IntSlider(value=v, min=lo, max=max(hi, v), step=step, description=label,
-                            continuous_update=False, style=style,
-                            layout=w.Layout(width="auto", min_width="180px",
-                                            max_width=max_width))
+                            description_allow_html=False, continuous_update=False, style=style,
+                            layout=w.Layout(width="100%", margin="1px 0"))
+            s.description_tooltip = label
             self.controls[key] = s
             return s
 
-        column = w.Layout(flex="1 1 240px", min_width="200px", max_width="380px",
-                          margin="0 12px 8px 0")
         class_boxes = []
         for cls in CLASS_KEYS:
             v_box = [islider(f"autolabel.{cls}.{b}.V", f"V {b}", 0, 255)
                      for b in ("lower", "upper")]
             hs_box = [islider(f"autolabel.{cls}.{b}.{ch}", f"{ch} {b}", 0,
-                              185 if ch == "H" else 255)
+                              185 if ch == "H" else 255, style={"description_width": "52px"})
                       for ch in "HS" for b in ("lower", "upper")]
-            hs = w.Accordion(children=[w.VBox(hs_box)])
-            hs.set_title(0, "H and S")
+            hs = w.Accordion(children=[w.VBox(hs_box, layout=w.Layout(width="100%"))],
+                             layout=w.Layout(width="100%"))
+            hs.set_title(0, f"H and S of {CLASS_NAMES[CLASS_VALUE[cls]]}")
             hs.selected_index = None
-            title = w.HTML(f"<b>{cls} ({CLASS_NAMES[_CLASS_VALUE[cls]]})</b>")
-            class_boxes.append(w.VBox([title, *v_box, hs], layout=column))
+            title = w.HTML(f"<b>{CLASS_NAMES[CLASS_VALUE[cls]]}</b> ({cls})",
+                           layout=w.Layout(margin="2px 0 0 0"))
+            class_boxes.append(w.VBox([title, *v_box, hs], layout=w.Layout(width="100%")))
         f = "filter."
-        wide = {"style": row_style, "max_width": "440px"}
-        filt = [islider(f + "water_v_max", "water V max", 0, 255, **wide),
-                islider(f + "dilation", "dilation", 1, 31, **wide),
-                islider(f + "median_kernel", "median kernel", 3, MEDIAN_KERNEL_MAX, 2, **wide),
-                islider(f + "truncation", "truncation", 0, 255, **wide),
-                islider(f + "thick_threshold", "thick threshold", 0, 255, **wide)]
+        filt = [islider(f + "water_v_max", "water V max", 0, 255, style=row_style),
+                islider(f + "dilation", "dilation", 1, 31, style=row_style),
+                islider(f + "median_kernel", "median kernel", 3, MEDIAN_KERNEL_MAX, 2,
+                        style=row_style),
+                islider(f + "truncation", "truncation", 0, 255, style=row_style),
+                islider(f + "thick_threshold", "thick threshold", 0, 255, style=row_style)]
         self.controls[f + "apply_to"] = w.ToggleButtons(
             options=["scene", "tile"], value=settings[f + "apply_to"], description="apply to",
-            style={"description_width": "88px", "button_width": "72px"},
+            style={"description_width": "104px", "button_width": "72px"},
             layout=w.Layout(width="auto"))
         filt.append(self.controls[f + "apply_to"])
 
         self.link = w.Checkbox(value=True, description="link adjacent V bounds", indent=False,
                                layout=w.Layout(width="auto"))
-        link_note = w.HTML("<small>ticked: thin upper = thick lower - 1 and water upper = "
-                           "thin lower - 1 (the V ranges stay disjoint and cover 0..255)</small>",
-                           layout=w.Layout(width="auto"))
+        self.link.description_tooltip = ("ticked: thin upper = thick lower - 1 and water upper = "
+                                          "thin lower - 1 (the V ranges stay disjoint and cover "
+                                          "0..255)")
+        magenta = hex_colour(UNLABELLED)
+        self.allow_gaps = w.Checkbox(value=settings["autolabel.allow_gaps"],
+                                     description=ALLOW_GAPS_LABEL, indent=False,
+                                     layout=w.Layout(width="auto"))
+        self.allow_gaps.description_tooltip = (
+            "ticked: colours in no class's range are labelled unlabelled (magenta) and the "
+            "later class wins overlaps; needed to narrow an H or S range")
+        self.controls["autolabel.allow_gaps"] = self.allow_gaps
+        gaps_note = w.HTML(f"<span style='font-size:12px'>gaps shown <b style='color:{magenta}'>"
+                           f"magenta</b></span>", layout=w.Layout(margin="0 0 0 6px"))
         self.scene = w.Dropdown(options=[(s.name, i) for i, s in enumerate(self.samples)], value=0,
                                 description="scene", style=slider_style,
-                                layout=w.Layout(width="auto"))
+                                layout=w.Layout(width="100%"))
         self.image = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
         self.metrics = w.HTML(layout=w.Layout(width="auto", overflow="auto"))
         self.message = w.HTML(layout=w.Layout(width="auto"))
-        self.path = w.Text(value="" if write_path is None else str(write_path),
-                           description="params file", style=row_style,
-                           layout=w.Layout(flex="1 1 320px", min_width="240px",
-                                           max_width="640px"),
-                           placeholder="path of the profile to write, e.g. params/tuned.yml")
+        self.path = w.Text(value="" if write_path is None else _shown(Path(write_path)),
+                           description="params file", style={"description_width": "76px"},
+                           layout=w.Layout(width="100%"),
+                           placeholder="e.g. params/tuned.yml (from the project folder)")
         self.write_button = w.Button(description="Write params", icon="save",
-                                     button_style="primary")
-        self.reset_button = w.Button(description="Reset", icon="undo")
-        wrap = w.Layout(flex_flow="row wrap", width="auto", align_items="flex-start")
-        tabs = w.Tab(children=[w.VBox([w.HBox([self.link]), link_note,
-                                       w.HBox(class_boxes, layout=wrap)],
-                                      layout=w.Layout(width="auto")),
-                               w.VBox(filt, layout=w.Layout(width="auto"))],
+                                     button_style="primary", layout=w.Layout(width="auto"))
+        self.reset_button = w.Button(description="Reset", icon="undo",
+                                     layout=w.Layout(width="auto"))
+        full = w.Layout(width="100%")
+        tabs = w.Tab(children=[w.VBox([w.HBox([self.link]),
+                                       w.HBox([self.allow_gaps, gaps_note],
+                                              layout=w.Layout(align_items="center")),
+                                       *class_boxes], layout=full),
+                               w.VBox(filt, layout=full)],
                      layout=w.Layout(width="auto"))
         tabs.set_title(0, "HSV ranges")
         tabs.set_title(1, "filter")
         self.tabs = tabs
-        self.widget = w.VBox([w.HBox([self.scene]), tabs, self.message, self.image, self.metrics,
-                              w.HBox([self.path, self.write_button, self.reset_button],
-                                     layout=w.Layout(flex_flow="row wrap", width="auto"))],
+        controls = w.VBox([self.scene, tabs, self.path,
+                           w.HBox([self.write_button, self.reset_button])],
+                          layout=w.Layout(width=CONTROLS_WIDTH, flex="0 0 auto",
+                                          margin="0 12px 0 0"))
+        shown = w.VBox([self.message, self.image, self.metrics],
+                       layout=w.Layout(flex="1 1 auto", min_width="0", width="auto"))
+        self.widget = w.VBox([w.HBox([controls, shown],
+                                     layout=w.Layout(width="auto", align_items="flex-start"))],
                              layout=w.Layout(width="auto"))
-        # CSS classes name the parts in the page (styling, and the browser test finds them).
         self.widget.add_class("seaice-tuner")
         for key, c in self.controls.items():
             c.add_class("seaice-" + key.replace(".", "-"))
-        for part in ("scene", "link", "tabs", "message", "image", "metrics", "path",
+        for part in ("scene", "link", "allow_gaps", "tabs", "message", "image", "metrics", "path",
                      "write_button", "reset_button"):
             getattr(self, part).add_class("seaice-tuner-" + part.replace("_", "-"))
         self.widget.tuner = self
@@ -315,7 +265,7 @@ class Tuner:
 
     def _say(self, text: str, *, kind: str = "info") -> None:
         colour = {"error": "#b00020", "warning": "#a15c00", "info": "#1b5e20"}[kind]
-        self.message.value = f"<span style='color:{colour}'>{text}</span>"
+        self.message.value = f"<div style='color:{colour};font-size:13px'>{text}</div>"
 
     def update(self, change: Any = None) -> bool:
         """Validate the controls and refresh the preview; an invalid combination is reported in
@@ -347,9 +297,9 @@ class Tuner:
         pv.update(name=s.name, cloud_fraction=s.cloud_fraction)
         seconds = time.perf_counter() - t0
         self.result = pv
-        self.image.value = figure_to_png(panels_figure([pv], panel_size=self.panel_size),
+        self.image.value = figure_to_png(tuner_figure(pv, panel_size=self.panel_size),
                                          dpi=self.dpi)
-        self.metrics.value = _metrics_html(pv, seconds)
+        self.metrics.value = metrics_html(pv, seconds)
         if pv["warnings"]:
             self._say("note: " + html.escape("; ".join(describe_error(w) for w in pv["warnings"])),
                       kind="warning")
@@ -373,11 +323,18 @@ class Tuner:
             self._say(f"<b>not written:</b> {html.escape(self.error or '')}", kind="error")
             return None
         try:
-            out = write_tuned_params(self.params, Path(os.path.expanduser(target)))
+            dest = _resolve(target)
+            existed = dest.exists()
+            with warnings.catch_warnings():   # allowed gaps: said in the message line
+                warnings.simplefilter("ignore", UserWarning)
+                out = write_tuned_params(self.params, dest)
         except (ParamsError, InputError, OSError) as exc:
             self._say(f"<b>not written:</b> {html.escape(str(exc))}", kind="error")
             return None
-        self._say(f"wrote {html.escape(str(out))}")
+        stamp = time.strftime("%H:%M:%S")
+        what = "replaced" if existed else "wrote"
+        self._say(f"{what} {html.escape(_shown(out))} at {stamp}"
+                  + (" (the file that was there is overwritten)" if existed else ""))
         return out
 
     def reset(self) -> None:
@@ -392,7 +349,7 @@ class Tuner:
 
 
 def build_tuner(records: Sequence, params: dict, *, write_path: str | os.PathLike | None = None,
-                panel_size: float = 2.3, dpi: int = 72):
+                panel_size: float = 2.1, dpi: int = 72):
     """The interactive tuning UI: sliders, live preview, message area, write button.
 
     Parameters
