@@ -23,6 +23,15 @@ CHECK_PYTHON = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 # Horovod 0.28.1 is built from source against the installed TensorFlow, with Gloo (no MPI needed).
 HOROVOD_ENV := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
 	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
+# JupyterLab settings for this environment: save widget state with the notebook, so a saved
+# notebook 02 reopens with the last tuner as a static view, not "Error displaying widget: model
+# not found". Merged into an existing overrides.json (other settings kept).
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+SAVE_WIDGET_STATE := import json, pathlib, sys; \
+	p = pathlib.Path(sys.argv[1]); p.parent.mkdir(parents=True, exist_ok=True); \
+	s = json.loads(p.read_text()) if p.is_file() else {}; \
+	s.setdefault("@jupyter-widgets/jupyterlab-manager:plugin", {})["saveState"] = True; \
+	p.write_text(json.dumps(s, indent=2) + "\n")
 
 .PHONY: reproduce test venv lab bench clean-outputs strip-notebooks check-platform lock
 
@@ -49,6 +58,7 @@ $(STAMP): $(REQUIREMENTS) requirements-build.txt requirements-horovod.txt pyproj
 	$(BIN)/pip install --quiet -r requirements-build.txt -r $(REQUIREMENTS)
 	$(HOROVOD_ENV) $(BIN)/pip install --quiet --no-build-isolation -r requirements-horovod.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -c '$(SAVE_WIDGET_STATE)' $(LAB_OVERRIDES)
 	$(BIN)/python -c "import horovod.tensorflow, pyspark, cv2, papermill; print('environment ready')"
 	@touch $@
 

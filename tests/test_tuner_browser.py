@@ -330,6 +330,80 @@ def _wait_new_image(tuner, old_src: str) -> None:
         "requestAnimationFrame(check); check(); })", old_src)
 
 
+def _api(lab: str, path: str):
+    with urllib.request.urlopen(lab + path, timeout=10) as r:
+        return json.load(r)
+
+
+def _kernel_of(lab: str, name: str) -> str | None:
+    """The id of the kernel JupyterLab runs for the notebook ``name``, if any."""
+    for s in _api(lab, "/api/sessions"):
+        if s["path"].endswith(name) and s.get("kernel"):
+            return s["kernel"]["id"]
+    return None
+
+
+def _reopen_saved(page, lab: str, tab, shots: Path) -> dict:
+    """Save the notebook with Ctrl+S, close it with *File > Close and Shut Down Notebook*, check
+    its kernel is gone, then load JupyterLab afresh on the notebook and wait for its new kernel.
+    Returns what was saved: the widget-state size and the kernel ids before and after."""
+    widget_plugin = "@jupyter-widgets/jupyterlab-manager:plugin"
+    setting = _api(lab, "/lab/api/settings/" + widget_plugin)
+    save_state = setting["settings"].get("saveState",
+                                         setting["schema"]["properties"]["saveState"]["default"])
+    assert save_state is True, (
+        f"JupyterLab's widget-state saving is off ({widget_plugin} saveState): the environment "
+        "lacks .venv/share/jupyter/lab/settings/overrides.json; run 'make venv' (Makefile)")
+    old_kernel = _kernel_of(lab, NOTEBOOK.name)
+    assert old_kernel
+    tab.click()                                   # focus on the notebook, not a widget box
+    page.keyboard.press("Control+s")
+    page.wait_for_function("t => !t.classList.contains('jp-mod-dirty')", arg=tab.element_handle())
+    path = f"/api/contents/notebooks/{NOTEBOOK.name}"
+    meta = _api(lab, path)["content"]["metadata"]
+    state = meta.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    assert state.get("state"), f"the saved notebook carries no widget state: {sorted(meta)}"
+    page.locator(".lm-MenuBar-item", has_text="File").first.click()
+    page.locator(".lm-Menu-item", has_text="Close and Shut Down Notebook").click()
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+    tab.wait_for(state="detached")
+    deadline = time.monotonic() + 30
+    while (_kernel_of(lab, NOTEBOOK.name)
+           or old_kernel in {k["id"] for k in _api(lab, "/api/kernels")}):
+        assert time.monotonic() < deadline, "the notebook's kernel was not shut down"
+        time.sleep(0.25)
+    page.screenshot(path=shots / "closed.png")
+    page.goto(f"{lab}/lab/tree/notebooks/{NOTEBOOK.name}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell")
+    page.locator(".jp-Toolbar-kernelName").get_by_text("Python 3 (ipykernel)").wait_for()
+    deadline = time.monotonic() + 60
+    while not (new_kernel := _kernel_of(lab, NOTEBOOK.name)):
+        assert time.monotonic() < deadline, "no kernel was started for the reopened notebook"
+        time.sleep(0.25)
+    assert new_kernel != old_kernel
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+    return {"widget models saved": len(state["state"]), "kernel": (old_kernel, new_kernel)}
+
+
+def _dead_widgets(page) -> list[str]:
+    """Scroll the whole notebook (JupyterLab lays out only the cells in view) and return every
+    output that says a widget could not be shown."""
+    outer = page.locator(".jp-NotebookPanel .jp-WindowedPanel-outer").first
+    outer.evaluate("o => o.scrollTo(0, 0)")
+    found: set[str] = set()
+    for _ in range(200):
+        page.wait_for_timeout(150)
+        found.update(page.locator(".jp-OutputArea-output").evaluate_all(
+            "els => els.map(e => e.textContent).filter(t => /model not found|Error displaying "
+            "widget/.test(t)).map(t => t.trim().slice(0, 200))"))
+        if outer.evaluate("o => o.scrollTop + o.clientHeight >= o.scrollHeight - 1"):
+            break
+        outer.evaluate("o => o.scrollBy(0, o.clientHeight / 2)")
+    if "model not found" in page.locator("body").inner_text():
+        found.add("'model not found' in the page")
+    return sorted(found)
+
+
 # ----------------------------------------------------------------------------- the test
 def test_tuner_in_a_real_browser(project, lab, browser, tmp_path):
     committed = NOTEBOOK.read_bytes()
@@ -506,9 +580,30 @@ def test_tuner_in_a_real_browser(project, lab, browser, tmp_path):
     assert written["filter"]["water_v_max"] == water_v_max
     assert written["tuning"]["write_params"] is None
 
+    page.screenshot(path=shots / "final.png")
+
+    # -- the next day: save (Ctrl+S), close the notebook and shut its kernel down, open it again
+    #    (a fresh JupyterLab page and a new kernel). The saved widget state shows the last tuner
+    #    as a static view: no "model not found", no console error.
+    saved = _reopen_saved(page, lab, tab, shots)
+    console_before = len(console)
+    reopened = page.locator(".seaice-tuner")
+    _scroll_to(page, reopened)
+    reopened.locator(".seaice-tuner-image").scroll_into_view_if_needed()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=shots / "reopened.png")
+    assert reopened.count() == 1
+    assert _value(reopened, "autolabel.thin.upper.V") == 235         # the last state, as saved
+    assert _value(reopened, "autolabel.thick.lower.V") == 236
+    assert reopened.locator(".seaice-tuner-allow-gaps input").is_checked()
+    assert reopened.locator(".seaice-tuner-image").evaluate("img => img.naturalWidth") > 0
+    dead = _dead_widgets(page)
+    assert not dead, f"reopened notebook ({saved}): " + "\n".join(dead)
+    assert not console[console_before:], "browser console after reopening:\n" + "\n".join(
+        console[console_before:])
+
     # -- the committed notebook is untouched; the console is clean
     assert NOTEBOOK.read_bytes() == committed
-    page.screenshot(path=shots / "final.png")
     context.close()
     out = Path(tempfile.gettempdir())
     shutil.copyfile(shots / "before.png", out / "tuner_before.png")

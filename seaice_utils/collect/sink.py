@@ -332,7 +332,7 @@ def run_products(sink: SceneSink, products: Iterable[Product], fetch, *, region:
     ``collect.cloud_masks`` on, ``fetch_mask(product, row, col) -> (layer or None, source)``
     gives the cloud layer of each kept window (see :meth:`SceneSink.add`).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     bar = tqdm(total=sink.max_scenes, initial=min(len(sink.rows), sink.max_scenes), desc=desc,
                unit="scene", disable=not progress)

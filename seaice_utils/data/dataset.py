@@ -110,7 +110,7 @@ def ensure_synthetic_dataset(root: str | os.PathLike, params: dict, *,
 
     Returns the records of all scenes, in order. Already complete scenes are kept as they are.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     root = Path(root)
     specs = synthetic_specs(params)

@@ -77,7 +77,7 @@ def scene_layers(rec: SceneRecord, fparams: FilterParams, thr: Thresholds
 def prepare_tiles(records: Sequence[SceneRecord], root: str | os.PathLike, params: dict, *,
                   progress: bool | None = None) -> list[dict]:
     """Write the tile layers of every scene (resumable) and return the tile index rows."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     root = Path(root)
     tile = params["global"]["tile_size"]

@@ -37,7 +37,7 @@ def default_start_method() -> str:
 def run_sequential(task: Task, files: Sequence[Path], summary: JobSummary, *,
                    resume: bool = False, progress: bool = True) -> None:
     """Run ``task`` over ``files`` in this process; fill ``summary`` (``startup``, ``run``)."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     summary.setups[os.getpid()] = task.setup(engine="sequential", workers=1,
                                              shipped=_shipped(task))
@@ -97,7 +97,7 @@ def run_multiprocessing(task: Task, files: Sequence[Path], summary: JobSummary, 
     :func:`~seaice_utils.engines.base.default_chunk_size`); ``start_method`` overrides the
     task's (``fork`` on Linux unless the task says otherwise).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     size = chunk_size or default_chunk_size(len(files), workers)
     jobs = list(enumerate(chunk([str(f) for f in files], size)))

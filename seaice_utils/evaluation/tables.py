@@ -164,7 +164,7 @@ def autolabel_counts(tiles_root: str | os.PathLike, names: Sequence[str], *,
         tile (NaN without valid pixels); ``valid``: (N,) valid reference pixels; ``estimate``:
         (N,) :func:`estimate_cloud_fraction`.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     names = list(names)
     counts = {c: [] for c in CONDITIONS}

@@ -187,7 +187,7 @@ def predict_probabilities(predict, image: np.ndarray, *, tile: int = 256, overla
     weight = blend_window(tile, overlap, kind=blend)
     flat = bool(np.all(weight == 1.0))
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     bar = tqdm(total=len(todo), desc=desc, unit="window", disable=not progress, leave=False)
     gen = _predict_batches(predict, image, todo, tile, batch_size, bar)
@@ -270,7 +270,7 @@ def predict_tiles(predict, tiles: np.ndarray, *, batch_size: int = 2,
     -------
     (N, t, t) uint8 ndarray
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     x = np.asarray(tiles)
     if x.ndim == 3:

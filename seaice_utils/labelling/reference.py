@@ -201,7 +201,7 @@ def reference_label_files(files: Sequence[str | os.PathLike], out_dir: str | os.
     -------
     seaice_utils.engines.base.JobSummary
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     opts = opts or LabelOptions()
     summary = JobSummary(verb="labelled")

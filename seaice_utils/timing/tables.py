@@ -139,7 +139,7 @@ def kernel_timings(scenes, *, filter_params=None, thresholds=None, repeats: int 
         ``reference_min_ms``, ``fast_min_ms``, ``identical`` (outputs bit-identical).
     """
     import pandas as pd
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     kernels = _kernels(filter_params or FilterParams(), thresholds or Thresholds())
     rows = []
