@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import re
@@ -68,15 +69,16 @@ def _scene(hazy: bool) -> tuple[np.ndarray, np.ndarray]:
     return dn, scl
 
 
-@pytest.fixture(scope="module")
-def stac_masks_server():
+@contextlib.contextmanager
+def serve_stac(scenes):
+    """A loopback STAC API of ``scenes`` ((date, (SIZE, SIZE, 3) uint16 DNs, (SIZE/2)^2 SCL)
+    each: one ``sentinel-2-l2a`` item per date with red, green, blue and ``scl`` COGs); yields
+    its base URL."""
     x0, y0 = _origin()
     t10, t20 = from_origin(x0, y0, 10, 10), from_origin(x0, y0, 20, 20)
     files: dict[str, bytes] = {}
-    scl_of = {}
-    for i, day in enumerate(DATES):
-        dn, scl = _scene(day == HAZY)
-        scl_of[day] = scl
+    days = [day for day, _, _ in scenes]
+    for i, (day, dn, scl) in enumerate(scenes):
         for b, band in enumerate(("B04", "B03", "B02")):
             files[f"{i}_{band}.tif"] = _tif_bytes(dn[..., b], t10)
         files[f"{i}_SCL.tif"] = _tif_bytes(scl, t20)
@@ -88,7 +90,7 @@ def stac_masks_server():
     def items():
         common = {"B04": "red", "B03": "green", "B02": "blue"}
         out = []
-        for i, day in enumerate(DATES):
+        for i, day in enumerate(days):
             assets = {common[b]: {"href": f"{state['base']}/cogs/{i}_{b}.tif", "roles": ["data"]}
                       for b in common}
             # Earth Search's key for the 20 m scene classification
@@ -158,11 +160,18 @@ def stac_masks_server():
     th = threading.Thread(target=srv.serve_forever, daemon=True)
     th.start()
     try:
-        yield {"base": state["base"], "scl": scl_of}
+        yield state["base"]
     finally:
         srv.shutdown()
         srv.server_close()
         th.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def stac_masks_server():
+    scenes = [(day, *_scene(day == HAZY)) for day in DATES]
+    with serve_stac(scenes) as base:
+        yield {"base": base, "scl": {day: scl for day, _, scl in scenes}}
 
 
 def _csv(path: Path) -> list[dict]:

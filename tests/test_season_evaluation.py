@@ -123,3 +123,121 @@ def test_figures(season, runs):
     assert [t.get_text() for t in fig.legends[0].get_texts()][-2:] == ["cloud", "not observed"]
     png = figure_to_png(fig)
     assert png[:4] == b"\x89PNG" and not math.isnan(np.frombuffer(png, np.uint8).mean())
+
+
+# --------------------------------------------------------------------------------------------
+# a collected season (season.catalogue): no truth
+# --------------------------------------------------------------------------------------------
+
+def _catalogue(season, path, days, *, masks=True):
+    """A catalogue of ``days`` of the synthetic season, laid out as ``seaice collect`` writes
+    one (``datetime``, ``file`` and ``cloud_mask`` relative to its folder)."""
+    import csv
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        wr = csv.writer(fh)
+        wr.writerow(["name", "datetime", "file", "cloud_mask", "cloud_mask_source"])
+        for r in season.scenes:
+            if r["date"] in days:
+                rel = lambda p: os.path.relpath(season.root / p, path.parent)  # noqa: E731
+                wr.writerow([r["scene"], f"{r['date']}T20:28:51Z", rel(r["scene"]),
+                             rel(r["cloud_mask"]) if masks else "",
+                             "cloud_probability" if masks else "none"])
+    return path
+
+
+@pytest.fixture(scope="module")
+def collected(season, tmp_path_factory):
+    out = tmp_path_factory.mktemp("collected")
+    days = [d.isoformat() for d in season.dates[:3]]
+    _catalogue(season, out / "data" / "stac" / "catalogue.csv", days)
+    p = defaults()
+    p["season"]["catalogue"] = "data/stac/catalogue.csv"
+    plan = evaluation.season_plan(p)
+    cs = evaluation.load_season(plan, out)
+    methods, note = evaluation.season_methods(cs, out)
+    runs = {name: run_season(m.input, m.out_dir, model=m.model, progress=False)
+            for name, m in methods.items()}
+    return out, plan, cs, methods, note, runs
+
+
+def test_catalogue_season_loads_without_truth(season, collected):
+    out, plan, cs, _, _, _ = collected
+    assert isinstance(cs, evaluation.CatalogueSeason) and not evaluation.has_truth(cs)
+    assert evaluation.has_truth(season)
+    assert cs.dates == season.dates[:3] and cs.catalogue == out / "data" / "stac" / "catalogue.csv"
+    assert len(cs.scenes) == sum(r["date"] <= cs.dates[-1].isoformat() for r in season.scenes)
+    hazy = evaluation.hazy_dates(cs)
+    expect = {}
+    for r in cs.scenes:
+        with rasterio.open(cs.root / r["cloud_mask"]) as src:
+            cloudy = bool((src.read(1) >= plan.settings["cloud_probability"]).any())
+        expect[r["date"]] = expect.get(r["date"], False) or cloudy
+    assert hazy == expect
+    line = plan.describe(cs, hazy, out)
+    assert "3 dates" in line and "collected catalogue data/stac/catalogue.csv" in line
+    assert "no truth" in line and str(out) not in line
+
+
+def test_catalogue_runs_with_and_without_masks(collected):
+    out, _, cs, methods, note, runs = collected
+    assert list(methods) == ["auto-labels", "auto-labels, no cloud mask"]
+    assert "U-Net-Auto skipped" in note
+    assert methods["auto-labels"].input == cs.catalogue
+    assert methods["auto-labels"].out_dir == out / "season" / "collected" / "auto_labels"
+    plain = methods["auto-labels, no cloud mask"].input
+    text = plain.read_text()
+    assert text.startswith("date,scene\n") and "cloud" not in text and str(out) not in text
+    assert len(text.splitlines()) == len(cs.scenes) + 1
+    masked = {r["date"]: r for r in runs["auto-labels"].rows}
+    for r in runs["auto-labels, no cloud mask"].rows:
+        assert r["cloud_share"] == 0.0 and masked[r["date"]]["n_scenes"] == r["n_scenes"]
+    assert any(r["cloud_share"] > 0 for r in masked.values())
+
+
+def test_catalogue_table_summary_record_and_figures(collected):
+    out, plan, cs, _, _, runs = collected
+    hazy = evaluation.hazy_dates(cs)
+    table, name, note = evaluation.season_table(cs, runs, hazy)
+    assert name == "06_season_collected_areas" and note == evaluation.NO_TRUTH_NOTE
+    assert list(table.columns) == evaluation.SEASON_AREA_COLUMNS
+    assert evaluation.season_columns(table) == evaluation.SEASON_AREA_COLUMNS
+    assert len(table) == 6 and "rel_error_pct" not in table
+    got = table[table["method"] == "auto-labels"]
+    assert got["ice_km2"].tolist() == [r["ice_km2"] for r in runs["auto-labels"].rows]
+    summary = evaluation.season_summary(table)
+    assert set(summary) == set(runs) and all(s["truth"] is False for s in summary.values())
+    lines = evaluation.season_summary_lines(table, summary)
+    assert len(lines) == 2 and all("no truth" in ln and "of 3 dates ok" in ln for ln in lines)
+    rec = evaluation.season_record(plan, cs, hazy, runs, summary, out)
+    assert rec["season"]["truth"] is False and rec["season"]["root"] == "data/stac"
+    assert rec["season"]["catalogue"] == "data/stac/catalogue.csv"
+    fig = evaluation.season_areas_figure(table, hazy)
+    assert [ax.get_title() for ax in fig.axes] == list(runs)
+    assert len(fig.axes[0].lines) == 4 and "no truth" in fig._suptitle.get_text()
+    fig = evaluation.season_maps_figure(cs, {n: r.out_dir for n, r in runs.items()}, hazy)
+    assert len(fig.axes) == 3 * 2
+    assert figure_to_png(fig)[:4] == b"\x89PNG"
+
+
+def test_catalogue_without_masks_and_bad_catalogues(season, tmp_path):
+    from seaice_utils.errors import InputError
+
+    days = [season.dates[0].isoformat()]
+    cat = _catalogue(season, tmp_path / "cat" / "catalogue.csv", days, masks=False)
+    cs = evaluation.read_catalogue(cat)
+    assert all(r["cloud_mask"] == "" for r in cs.scenes)
+    assert evaluation.hazy_dates(cs) == {days[0]: False}
+    methods, note = evaluation.season_methods(cs, tmp_path)
+    assert list(methods) == ["auto-labels"] and "names no cloud mask" in note
+    with pytest.raises(InputError, match="season.catalogue.*not found"):
+        evaluation.read_catalogue(tmp_path / "none.csv")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("datetime,file\n2019-11-01,missing.tif\n")
+    with pytest.raises(InputError, match="line 2: scene 'missing.tif' not found"):
+        evaluation.read_catalogue(bad)
+    bad.write_text("when,file\n")
+    with pytest.raises(InputError, match="no date column"):
+        evaluation.read_catalogue(bad)

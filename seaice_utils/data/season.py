@@ -73,7 +73,7 @@ from seaice_utils.data.synthetic_noise import noise_field, smooth_noise
 from seaice_utils.errors import InputError
 
 __all__ = ["Season", "make_season", "season_curve", "read_season_csv", "read_truth_areas",
-           "SEASON_VERSION", "SEASON_CRS"]
+           "render_scene", "SEASON_VERSION", "SEASON_CRS"]
 
 SEASON_VERSION = "3"
 SEASON_CRS = "EPSG:3031"
@@ -211,6 +211,21 @@ def _scene_rgb(rng: np.random.Generator, clear: np.ndarray, cloudy: bool,
     prob = np.round(100 * np.clip(alpha / CLOUD_ALPHA_FULL, 0, 1)).astype(np.uint8)
     prob[nodata] = 0
     return out, prob
+
+
+def render_scene(truth: np.ndarray, seed: int, *, cloudy: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """A scene of a square class map of one's own, rendered as :func:`make_season` renders
+    its scenes.
+
+    ``truth`` (uint8 (H, W): 0 water, 1 thin, 2 thick) gets the season's colours, texture, blur
+    and sensor noise and, when ``cloudy``, a thin haze; returns the RGB (uint8 (H, W, 3), 1..255,
+    no no-data) and the cloud probability of the haze (uint8 (H, W), percent; see the module).
+    The same ``seed`` gives the same scene. Used to serve scenes of a known truth (tests).
+    """
+    rng = np.random.default_rng(seed)
+    clear = _render_region(rng, np.asarray(truth, np.uint8))
+    return _scene_rgb(rng, clear, cloudy, np.zeros(truth.shape, bool))
 
 
 def _write_tif(path: Path, bands: np.ndarray, transform, *, nodata, tags=None) -> None:

@@ -6,7 +6,8 @@ Modules: :mod:`~seaice_utils.evaluation.models` (notebook 04's models, split and
 :mod:`~seaice_utils.evaluation.figures`, :mod:`~seaice_utils.evaluation.scenes` (whole scenes,
 the real sample), :mod:`~seaice_utils.evaluation.speedups` (Tables I-III beside the paper's), and
 for notebook 06 :mod:`~seaice_utils.evaluation.season` (a season's runs scored against its truth)
-and :mod:`~seaice_utils.evaluation.season_figures`.
+and :mod:`~seaice_utils.evaluation.season_figures` (the synthetic season, or a collected
+catalogue without truth).
 """
 
 from seaice_utils.evaluation.cloud import (cloud_estimate_check, cloud_for_tiles, cloud_fractions,
@@ -16,10 +17,13 @@ from seaice_utils.evaluation.figures import (autolabel_examples_figure, confusio
                                              real_sample_figure, scene_figure)
 from seaice_utils.evaluation.models import find_models, index_cloud, load_tile_set
 from seaice_utils.evaluation.scenes import real_sample, real_sample_path, scene_inference
-from seaice_utils.evaluation.season import (SEASON_ERROR_COLUMNS, SeasonMethod, SeasonPlan,
-                                            hazy_dates, season_error_table, season_errors,
-                                            season_methods, season_plan, season_record,
-                                            season_summary, season_summary_lines)
+from seaice_utils.evaluation.season import (NO_TRUTH_NOTE, SEASON_AREA_COLUMNS,
+                                            SEASON_ERROR_COLUMNS, CatalogueSeason, SeasonMethod,
+                                            SeasonPlan, hazy_dates, has_truth, load_season,
+                                            read_catalogue, season_area_table, season_columns,
+                                            season_error_table, season_errors, season_methods,
+                                            season_plan, season_record, season_summary,
+                                            season_summary_lines, season_table)
 from seaice_utils.evaluation.season_figures import (season_areas_figure, season_coverage_figure,
                                                     season_maps_figure)
 from seaice_utils.evaluation.speedups import find_speedup_tables, speedup_figure, speedup_table
@@ -33,7 +37,9 @@ __all__ = ["autolabel_counts", "autolabel_examples_figure", "autolabel_quality",
            "predict_conditions", "predictions_figure", "real_sample", "real_sample_figure",
            "real_sample_path", "scene_figure", "scene_inference", "speedup_figure",
            "speedup_table", "table4", "table5",
-           "SEASON_ERROR_COLUMNS", "SeasonMethod", "SeasonPlan", "hazy_dates",
+           "NO_TRUTH_NOTE", "SEASON_AREA_COLUMNS", "SEASON_ERROR_COLUMNS", "CatalogueSeason",
+           "SeasonMethod", "SeasonPlan", "has_truth", "hazy_dates", "load_season",
+           "read_catalogue", "season_area_table", "season_columns", "season_table",
            "season_areas_figure", "season_coverage_figure", "season_error_table",
            "season_errors", "season_maps_figure", "season_methods", "season_plan",
            "season_record", "season_summary", "season_summary_lines"]

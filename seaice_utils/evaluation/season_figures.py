@@ -16,7 +16,7 @@ import numpy as np
 from seaice_utils.core.classes import CLASS_NAMES, to_palette
 from seaice_utils.core.figures import CLASS_ORDER, class_colour, class_legend_handles, new_figure
 from seaice_utils.core.mosaic import read_class_layer
-from seaice_utils.evaluation.season import AREA_KEYS
+from seaice_utils.evaluation.season import AREA_KEYS, has_truth
 
 __all__ = ["season_areas_figure", "season_coverage_figure", "season_maps_figure"]
 
@@ -33,7 +33,8 @@ def _curves():
 def season_areas_figure(errors, hazy: Mapping[str, bool]):
     """One panel per method of :func:`~seaice_utils.evaluation.season.season_error_table`:
     recovered (solid) and true (dashed) areas of each class and of total ice per date, flagged
-    dates shaded grey, hazy dates marked ``h``."""
+    dates shaded grey, hazy dates marked ``h``. A table without truth
+    (:func:`~seaice_utils.evaluation.season.season_area_table`) gives the recovered curves."""
     import pandas as pd
     from matplotlib.lines import Line2D
 
@@ -41,12 +42,14 @@ def season_areas_figure(errors, hazy: Mapping[str, bool]):
     fig = new_figure((4.6 * len(methods), 3.8))
     axes = fig.subplots(1, len(methods), sharey=True, squeeze=False)[0]
     band = pd.Timedelta(hours=_BAND_HOURS)
+    truth = "true_ice_km2" in errors
     for ax, name in zip(axes, methods):
         got = errors[errors["method"] == name]
         x = pd.to_datetime(got["date"])
         for key, colour, label in _curves():
             ax.plot(x, got[f"{key}_km2"], "-o", ms=3, color=colour, label=label)
-            ax.plot(x, got[f"true_{key}_km2"], "--", color=colour, lw=1.2, alpha=0.8)
+            if truth:
+                ax.plot(x, got[f"true_{key}_km2"], "--", color=colour, lw=1.2, alpha=0.8)
         for d, q in zip(got["date"], got["quality"]):
             if q != "ok":
                 ax.axvspan(pd.Timestamp(d) - band, pd.Timestamp(d) + band, color="0.85", zorder=0)
@@ -59,11 +62,13 @@ def season_areas_figure(errors, hazy: Mapping[str, bool]):
         ax.tick_params(axis="x", labelrotation=45, labelsize=8)
     axes[0].set_ylabel("area over the classified pixels (km²)")
     handles, labels = axes[0].get_legend_handles_labels()
-    handles.append(Line2D([], [], color="0.4", ls="--"))
-    labels.append("truth (dashed)")
+    if truth:
+        handles.append(Line2D([], [], color="0.4", ls="--"))
+        labels.append("truth (dashed)")
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False,
                bbox_to_anchor=(0.5, -0.08))
-    fig.suptitle("A season of sea ice: recovered (solid) and true (dashed) areas per date")
+    fig.suptitle("A season of sea ice: recovered (solid) and true (dashed) areas per date"
+                 if truth else "A season of sea ice: recovered areas per date (no truth)")
     fig.tight_layout()
     return fig
 
@@ -106,11 +111,12 @@ def season_coverage_figure(rows, *, min_observed_share: float):
 
 
 def season_maps_figure(season, run_dirs: Mapping[str, Path], hazy: Mapping[str, bool]):
-    """Small multiples of the daily class maps: the truth of the whole region (first row), then
-    one row per run (``<run>/dates/<date>_classes.tif``), one column per date (``MM-DD``, ``h``
-    when hazy)."""
+    """Small multiples of the daily class maps: the truth of the whole region (first row, when
+    the season has one), then one row per run (``<run>/dates/<date>_classes.tif``), one column
+    per date (``MM-DD``, ``h`` when hazy)."""
     names = [d.isoformat() for d in season.dates]
-    rows = [("truth", [Path(season.root) / "truth" / f"{d}.tif" for d in names])]
+    rows = [("truth", [Path(season.root) / "truth" / f"{d}.tif" for d in names])
+            ] if has_truth(season) else []
     rows += [(name, [Path(out) / "dates" / f"{d}_classes.tif" for d in names])
              for name, out in run_dirs.items()]
     fig = new_figure((1.25 * len(names), 1.4 * len(rows) + 0.5))

@@ -363,6 +363,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "kernel_repeats": _k(int, 20, _int(1), "timed calls per tile and kernel"),
     },
     "season": {  # notebook 06: a synthetic season (seaice_utils.data.season, seaice_utils.season)
+        "catalogue": _k((str, type(None)), None,
+                        (lambda v: v is None or bool(v.strip()), "null or a CSV path"),
+                        "a collected season for notebook 06 instead of the synthetic one: a "
+                        "catalogue.csv of `seaice collect` (or a season CSV), relative to the "
+                        "outputs folder, e.g. data/stac/catalogue.csv (null: the synthetic "
+                        "season, with its truth)"),
         "n_dates": _k(int, 12, _int(12, 20),
                       "dates of the synthetic season, spread over November and December "
                       "(make_season draws 12..20)"),
