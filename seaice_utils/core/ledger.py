@@ -40,8 +40,9 @@ from typing import Iterable, Sequence
 from seaice_utils.core.scenes import atomic_write_bytes
 from seaice_utils.errors import InputError
 
-__all__ = ["LEDGER", "ForeignFilesError", "publish_file", "record_files", "is_owned", "foreign",
-           "claim", "foreign_in_folders", "remove_owned", "is_sidecar", "OwnedFolders"]
+__all__ = ["LEDGER", "ForeignFilesError", "publish_file", "publish_if_changed", "record_files",
+           "is_owned", "foreign", "claim", "foreign_in_folders", "remove_owned", "is_sidecar",
+           "OwnedFolders"]
 
 #: The ledger's file name, in each folder seaice writes files to.
 LEDGER = ".seaice-ledger.jsonl"
@@ -222,6 +223,20 @@ def publish_file(path: str | os.PathLike, data: bytes, *, overwrite: bool = Fals
         fh.write(json.dumps({"file": p.name, "bytes": len(data),
                              "sha256": hashlib.sha256(data).hexdigest()}, sort_keys=True) + "\n")
     return p
+
+
+def publish_if_changed(path: str | os.PathLike, data: bytes) -> bool:
+    """:func:`publish_file` unless ``path`` already holds exactly ``data`` (a rerun leaves an
+    unchanged output, its time and the ledger alone); True when it wrote."""
+    p = Path(path)
+    try:
+        if p.read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    p.parent.mkdir(parents=True, exist_ok=True)
+    publish_file(p, data)
+    return True
 
 
 def remove_owned(paths: Iterable[str | os.PathLike]) -> list[Path]:

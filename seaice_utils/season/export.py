@@ -55,7 +55,7 @@ import numpy as np
 from seaice_utils import __version__
 from seaice_utils.core.classes import CODE_DESCRIPTIONS, MAP_CODES, NODATA, PALETTE
 from seaice_utils.core.geotiff import ATTRIBUTION
-from seaice_utils.core.ledger import publish_file
+from seaice_utils.core.ledger import publish_if_changed
 
 __all__ = ["export_season", "date_tags", "date_platforms", "scene_platform", "CLASS_FLAGS",
            "COLLECTION_ID", "ASSET_KEY"]
@@ -102,17 +102,6 @@ def date_platforms(scenes: Sequence[tuple]) -> dict[str, str | None]:
 def date_tags(day: str, platform: str | None = None) -> dict:
     """The tags of a date COG: its acquisition date, and its platform when known."""
     return {"ACQUISITION_DATE": day, **({"PLATFORM": platform} if platform else {})}
-
-
-def _write_if_changed(path: Path, data: bytes) -> bool:
-    try:
-        if path.read_bytes() == data:
-            return False
-    except OSError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    publish_file(path, data)
-    return True
 
 
 def _grid(path: Path):
@@ -334,4 +323,4 @@ def export_season(folder, rows: Sequence[dict], sources: dict,
     grid = _grid(folder.date_path(rows[0]["date"]))
     files = _stac_files(folder, rows, sources, grid, platforms or {})
     files[folder.cube_path] = _cube_bytes(folder, rows, grid)
-    return [p for p, data in files.items() if _write_if_changed(p, data)]
+    return [p for p, data in files.items() if publish_if_changed(p, data)]

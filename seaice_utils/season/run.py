@@ -88,7 +88,7 @@ import numpy as np
 from seaice_utils.core.areas import ground_pixel_areas
 from seaice_utils.core.classes import DISPLAY_ORDER, NODATA, UNLABELLED, WATER
 from seaice_utils.core.geotiff import class_map_cog
-from seaice_utils.core.ledger import publish_file
+from seaice_utils.core.ledger import publish_if_changed
 from seaice_utils.core.mosaic import (AREA_KEYS, ClassLayer, class_layer_header, common_crs,
                                       date_areas, footprint_region, mosaic_class_maps,
                                       read_class_layers, reproject_layer)
@@ -160,16 +160,6 @@ def _csv_bytes(rows: list[dict]) -> bytes:
     for r in rows:
         w.writerow([f"{r[k]:.6f}" if isinstance(r[k], float) else r[k] for k in AREAS_HEADER])
     return buf.getvalue().encode()
-
-
-def _write_if_changed(path: Path, data: bytes) -> bool:
-    try:
-        if path.read_bytes() == data:
-            return False
-    except OSError:
-        pass
-    publish_file(path, data)
-    return True
 
 
 def _read_mask(path: Path, layer: ClassLayer) -> np.ndarray:
@@ -381,7 +371,7 @@ def _mosaic_dates(by_date: dict, masks: dict, threshold: int, params: dict,
         rows.append(row)
         cog = class_map_cog(m.classes, crs=m.crs, transform=m.transform,
                             tags=date_tags(day, platforms.get(day)))
-        if _write_if_changed(folder.date_path(day), cog):
+        if publish_if_changed(folder.date_path(day), cog):
             written.append(day)
-    _write_if_changed(folder.areas_csv, _csv_bytes(rows))
+    publish_if_changed(folder.areas_csv, _csv_bytes(rows))
     return rows, written
