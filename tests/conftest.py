@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -49,3 +52,48 @@ def grey_rgb(values, shape=None) -> np.ndarray:
     if shape is not None:
         v = np.broadcast_to(v, shape)
     return np.repeat(v[..., None], 3, axis=-1).copy()
+
+
+class LoopbackHandler(BaseHTTPRequestHandler):
+    """Base of the tests' loopback HTTP servers (STAC APIs, COGs): quiet, HTTP/1.1, ``_send``
+    with a length and byte ranges announced; subclasses write ``_route`` (GET, POST, HEAD)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def _send(self, code, body: bytes, ctype="application/json", extra=None):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _route(self):
+        raise NotImplementedError
+
+    def do_GET(self):
+        self._route()
+
+    do_POST = do_HEAD = do_GET
+
+
+@contextlib.contextmanager
+def loopback_server(handler, state: dict):
+    """Serve ``handler`` on a free loopback port; ``state["base"]`` is its URL while it runs."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    srv.daemon_threads = True
+    state["base"] = f"http://127.0.0.1:{srv.server_address[1]}"
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    try:
+        yield state["base"]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        th.join(timeout=5)

@@ -16,12 +16,11 @@ import contextlib
 import csv
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import LoopbackHandler, loopback_server
 
 rasterio = pytest.importorskip("rasterio")
 
@@ -105,23 +104,7 @@ def serve_stac(scenes):
                         "links": [], "assets": assets, "stac_extensions": []})
         return out
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
-        def _send(self, code, body: bytes, ctype="application/json", extra=None):
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Accept-Ranges", "bytes")
-            for k, v in (extra or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
+    class Handler(LoopbackHandler):
         def _route(self):
             path, base = self.path.split("?")[0], state["base"]
             if path == "/":
@@ -152,19 +135,8 @@ def serve_stac(scenes):
                 return self._send(200, data, "image/tiff")
             return self._send(404, b'{"code": "NotFound"}')
 
-        do_GET = do_POST = do_HEAD = _route
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.daemon_threads = True
-    state["base"] = f"http://127.0.0.1:{srv.server_address[1]}"
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    try:
+    with loopback_server(Handler, state):
         yield state["base"]
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        th.join(timeout=5)
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,13 @@ import copy
 import csv
 import json
 import re
-import threading
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
+from conftest import LoopbackHandler, loopback_server
 
 rasterio = pytest.importorskip("rasterio")
 pytest.importorskip("pystac_client")
@@ -152,23 +151,7 @@ def stac_server():
         return {"type": "FeatureCollection", "features": out, "links": [],
                 "numberReturned": len(out)}
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):  # quiet
-            pass
-
-        def _send(self, code, body: bytes, ctype="application/json", extra=None):
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Accept-Ranges", "bytes")
-            for k, v in (extra or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
+    class Handler(LoopbackHandler):
         def _json(self, obj):
             self._send(200, json.dumps(obj).encode())
 
@@ -228,20 +211,9 @@ def stac_server():
                 return self._send(200, data, "image/tiff")
             return self._send(404, b'{"code": "NotFound"}')
 
-        do_GET = do_POST = do_HEAD = _route
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.daemon_threads = True
-    state["base"] = f"http://127.0.0.1:{srv.server_address[1]}"
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    try:
+    with loopback_server(Handler, state):
         yield {"base": state["base"], "log": log, "cogs": cogs, "transform": transform,
                "dn_a": dn_a, "dn_b": dn_b, "state": state}
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        th.join(timeout=5)
 
 
 def _params(base: str, **collect) -> dict:
