@@ -15,8 +15,8 @@ from seaice_utils.core.figures import figure_to_png
 from seaice_utils.core.metrics import (classification_report, confusion_counts, report_from_counts,
                                        tile_confusions)
 from seaice_utils.errors import InputError
-from seaice_utils.evaluation import (cloud, figures, models, scenes, season, season_figures,
-                                     speedups, tables)
+from seaice_utils.evaluation import (cloud, figures, models, heldout, scenes, season,
+                                     season_figures, speedups, tables)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -320,7 +320,8 @@ def defaults_with_real_sample(value):
 def test_public_face_names_the_modules_objects():
     import seaice_utils.evaluation as evaluation
 
-    homes = (cloud, figures, models, scenes, season, season_figures, speedups, tables)
+    homes = (cloud, figures, models, heldout, scenes, season, season_figures, speedups,
+             tables)
     for name in evaluation.__all__:
         obj = getattr(evaluation, name)
         assert any(getattr(m, name, None) is obj for m in homes), name
@@ -374,3 +375,17 @@ def test_notebook_05_fails_clearly_without_models_then_runs(tmp_path):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000, name
     rec = json.loads((out / "records" / "05_evaluation.json").read_text())
     assert "not set" in rec["real_sample"]
+
+
+def test_heldout_steps_save_their_outputs_and_say_what_is_missing(tmp_path):
+    speed = heldout.save_speedups(tmp_path)
+    assert (tmp_path / "tables" / "05_speedups.csv").exists()
+    assert [Path(f).name for f in speed.figures] == ["05_speedups.png"]
+    assert speed.text.count("MISSING") == len(speed.data) == 3
+
+    labels = heldout.AutoLabels({"valid": np.array([5, 0]), "estimate": np.array([0.2, 0.0])},
+                                   np.array([np.nan, np.nan]), pd.DataFrame())
+    check = heldout.save_cloud_estimate_check(labels, {"evaluation": {"cloud_threshold": 0.1}},
+                                                 tmp_path)
+    assert "not known" in check.text and check.tables == []
+    assert not (tmp_path / "tables" / "05_cloud_estimate_check.csv").exists()
