@@ -254,6 +254,8 @@ def date_areas(mosaic, pixel_area_m2, region_mask=None) -> dict:
                              f"(got {weights.dtype} {weights.shape})")
     elif isinstance(pixel_area_m2, bool) or not np.isfinite(pixel_area_m2) or pixel_area_m2 <= 0:
         raise InputError(f"pixel_area_m2 must be a positive number (got {pixel_area_m2!r})")
+    if region_mask is not None and np.asarray(region_mask).all():
+        region_mask = None            # the whole map: the same pixels, in order, without copies
     if region_mask is None:
         values = classes.ravel()
         w = None if weights is None else weights.ravel()
